@@ -1,0 +1,136 @@
+"""The backbone contract: an ``nn.Module`` that maps images to pooled feature vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Backbone", "DataConfig", "ModuleBackbone", "split_into_groups"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How images must be prepared for a backbone.
+
+    Parameters
+    ----------
+    input_size : int
+        Side of the square input, in pixels.
+    mean, std : tuple of float
+        Per-channel normalisation applied after scaling pixels to ``[0, 1]``.
+    interpolation : str
+        Resize filter: ``"bilinear"`` or ``"bicubic"``.
+    crop_pct : float
+        Fraction of the resized image kept by the centre crop at evaluation time
+        (the shorter side is resized to ``input_size / crop_pct``).
+    """
+
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
+
+    def to_dict(self) -> dict:
+        """Return a JSON-safe dict (used in saved model files)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            input_size=int(d["input_size"]),
+            mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
+            interpolation=str(d.get("interpolation", "bilinear")),
+            crop_pct=float(d.get("crop_pct", 0.875)),
+        )
+
+
+class Backbone(nn.Module):
+    """Base class of feature extractors.
+
+    Subclasses set :attr:`num_features`, :attr:`data_config` and :attr:`pretrained`,
+    implement :meth:`forward` returning ``(N, num_features)`` and may override
+    :meth:`layer_groups` (earliest layers first) for discriminative learning rates.
+    """
+
+    num_features: int
+    data_config: DataConfig
+    pretrained: bool = False
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Groups of modules from the input side to the output side.
+
+        The default puts the whole backbone in one group.
+        """
+        return [[self]]
+
+
+def split_into_groups(modules: Sequence[nn.Module], n: int = 3) -> list[list[nn.Module]]:
+    """Split an ordered list of modules into at most ``n`` contiguous groups of similar length."""
+    modules = list(modules)
+    n = max(1, min(n, len(modules)))
+    size, extra = divmod(len(modules), n)
+    groups, start = [], 0
+    for i in range(n):
+        stop = start + size + (1 if i < extra else 0)
+        groups.append(modules[start:stop])
+        start = stop
+    return groups
+
+
+class ModuleBackbone(Backbone):
+    """Wrap any user ``nn.Module`` that maps ``(N, 3, H, W)`` images to features.
+
+    Outputs of shape ``(N, C, H', W')`` are average-pooled; other shapes are flattened.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The feature extractor.
+    data_config : DataConfig, optional
+        Its preprocessing; defaults to 224 px with ImageNet statistics.
+    num_features : int, optional
+        Width of the output; measured with one dummy forward pass when omitted.
+    pretrained : bool
+        Whether the module carries trained weights (then it starts frozen).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        data_config: DataConfig | None = None,
+        num_features: int | None = None,
+        pretrained: bool = True,
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.data_config = data_config or DataConfig()
+        self.pretrained = pretrained
+        if num_features is None:
+            size = self.data_config.input_size
+            was_training = module.training
+            module.eval()
+            with torch.no_grad():
+                num_features = int(self._pool(module(torch.zeros(2, 3, size, size))).shape[1])
+            module.train(was_training)
+        self.num_features = num_features
+
+    @staticmethod
+    def _pool(out: torch.Tensor) -> torch.Tensor:
+        if out.ndim == 4:
+            return out.mean(dim=(2, 3))
+        return out.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return pooled features ``(N, num_features)``."""
+        return self._pool(self.module(x))
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Split the module's children into three contiguous groups."""
+        children = list(self.module.children()) or [self.module]
+        return split_into_groups(children, 3)
