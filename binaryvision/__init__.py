@@ -1,0 +1,58 @@
+"""binaryvision: binary image classification in three lines.
+
+>>> from binaryvision import ImageBinaryClassifier
+>>> clf = ImageBinaryClassifier().fit("data/dragons")          # doctest: +SKIP
+>>> clf.predict_proba(["new.jpg"])                              # doctest: +SKIP
+"""
+
+from ._version import __version__
+from .backbones import Backbone, DataConfig, create_backbone, list_backbones, register_backbone
+from .callbacks import Callback, EarlyStopping, History, TrainState
+from .classifier import ImageBinaryClassifier
+from .data import load_image
+from .exceptions import (
+    BinaryVisionError,
+    BinaryVisionWarning,
+    DataError,
+    ImageDecodeError,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    TrainingError,
+    UnknownBackboneError,
+    WeightsNotFoundError,
+)
+from .lr_finder import LRFindResult
+from .plotting import ConfidenceDisplay
+from .training import Trainer
+from .transforms import Transforms, build_transforms
+
+__all__ = [
+    "Backbone",
+    "BinaryVisionError",
+    "BinaryVisionWarning",
+    "Callback",
+    "ConfidenceDisplay",
+    "DataConfig",
+    "DataError",
+    "EarlyStopping",
+    "History",
+    "ImageBinaryClassifier",
+    "ImageDecodeError",
+    "InvalidParameterError",
+    "LRFindResult",
+    "ModelFileError",
+    "NotFittedError",
+    "Trainer",
+    "TrainState",
+    "TrainingError",
+    "Transforms",
+    "UnknownBackboneError",
+    "WeightsNotFoundError",
+    "__version__",
+    "build_transforms",
+    "create_backbone",
+    "list_backbones",
+    "load_image",
+    "register_backbone",
+]

@@ -1,0 +1,705 @@
+"""ImageBinaryClassifier: from a folder of photos to a trained, saved binary classifier."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from torch import nn
+
+from . import _version
+from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
+from .callbacks import EarlyStopping, History
+from .data import ImageDataset, ImageSet, as_image_set, check_two_classes, split_fit_data
+from .exceptions import InvalidParameterError, ModelFileError, NotFittedError
+from .lr_finder import SUGGESTERS, LRFindResult, lr_range_test
+from .training import BinaryModel, Trainer, _Head, fuse_for_inference
+from .transforms import AUGMENT_PRESETS, Transforms, build_transforms
+
+__all__ = ["ImageBinaryClassifier"]
+
+
+class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
+    """A binary image classifier on a pretrained CNN, with the scikit-learn API.
+
+    Training has two phases, as in fastai's transfer-learning recipe. First the backbone
+    is frozen: every image is decoded and run through it once, and a one-logit head is
+    trained on those cached features (fast, even on a laptop CPU). Then, if
+    ``fine_tune_epochs > 0``, the whole network is unfrozen and trained on augmented
+    images with discriminative learning rates per layer group and a one-cycle schedule.
+
+    Parameters
+    ----------
+    backbone : str or torch.nn.Module, default="efficientnet_lite0"
+        A name from :func:`~binaryvision.list_backbones`, a
+        :class:`~binaryvision.backbones.Backbone`, or any ``nn.Module`` mapping images to
+        features (wrapped in :class:`~binaryvision.backbones.ModuleBackbone`).
+    pretrained : bool, default=True
+        Start from pretrained weights (the default backbone's ImageNet weights come with
+        the package and work offline).
+    weights : str or path, optional
+        A local state-dict file to load into the backbone instead of its default weights.
+    transforms : {"none", "light", "standard"} or Transforms, default="standard"
+        Train-time augmentation preset used while fine-tuning, or a
+        :class:`~binaryvision.transforms.Transforms` pair for full control. Sizes and
+        normalisation always come from the backbone's data config.
+    epochs : int, default=10
+        Maximum epochs of the head on frozen features.
+    lr : float or "auto", default=0.01
+        Peak learning rate of the head (one-cycle schedule). ``"auto"`` runs
+        :meth:`lr_find` inside :meth:`fit` and uses its suggestion.
+    batch_size : int, default=64
+        Mini-batch size for training.
+    weight_decay : float, default=0.01
+        AdamW weight decay.
+    dropout : float, default=0.2
+        Dropout before the head's linear layer.
+    fine_tune_epochs : int, default=0
+        Epochs of training the unfrozen network on augmented images after the head phase.
+    fine_tune_lr : float, optional
+        Peak learning rate of the head while fine-tuning; default ``lr / 10``.
+    layer_lr_ratio : float, default=0.01
+        Learning rate of the earliest layer group divided by the head's; the groups in
+        between are spaced geometrically (discriminative learning rates).
+    valid_size : float or int, default=0.2
+        Fraction (or count) of the training images held out, stratified, for validation
+        when the data has no ``valid/`` folder. ``0`` disables validation (and early
+        stopping).
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience`` epochs and restore
+        the best weights.
+    patience : int, default=3
+        Epochs without improvement before early stopping.
+    threshold : float, default=0.5
+        Probability of the positive class (``classes_[1]``) from which :meth:`predict`
+        answers positive.
+    trainer : Trainer, optional
+        Engineering settings (device, precision, workers, callbacks). Default
+        ``Trainer()``: CUDA if available, else CPU.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seeds the validation split, shuffling, head initialisation and augmentation,
+        through local generators only. An int makes CPU fits bitwise reproducible.
+    verbose : int, default=1
+        0 is silent; 1 shows progress bars (plain lines when not on a terminal).
+
+    Attributes
+    ----------
+    classes_ : numpy.ndarray of shape (2,)
+        The class labels, sorted; ``classes_[1]`` is the positive class and the column
+        order of :meth:`predict_proba`.
+    model_ : BinaryModel
+        The trained network (backbone and head), in eval mode, on the CPU.
+    history_ : list of dict
+        One entry per epoch: phase, epoch, train_loss, valid_loss, valid_accuracy, lr,
+        seconds.
+    threshold_ : float
+        The decision threshold used by :meth:`predict`.
+    lr_ : float
+        The head learning rate actually used (differs from ``lr`` when it is ``"auto"``).
+    data_config_ : DataConfig
+        The preprocessing of the fitted model.
+    backbone_name_ : str
+        Registry name of the backbone, or ``"custom"``.
+
+    Examples
+    --------
+    >>> from binaryvision import ImageBinaryClassifier
+    >>> clf = ImageBinaryClassifier().fit("data/dragons")   # doctest: +SKIP
+    >>> clf.predict_proba(["new.jpg"])                       # doctest: +SKIP
+    array([[0.03, 0.97]])
+    """
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "efficientnet_lite0",
+        *,
+        pretrained: bool = True,
+        weights: str | os.PathLike | None = None,
+        transforms: str | Transforms = "standard",
+        epochs: int = 10,
+        lr: float | str = 0.01,
+        batch_size: int = 64,
+        weight_decay: float = 0.01,
+        dropout: float = 0.2,
+        fine_tune_epochs: int = 0,
+        fine_tune_lr: float | None = None,
+        layer_lr_ratio: float = 0.01,
+        valid_size: float = 0.2,
+        early_stopping: bool = True,
+        patience: int = 3,
+        threshold: float = 0.5,
+        trainer: Trainer | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 1,
+    ) -> None:
+        self.backbone = backbone
+        self.pretrained = pretrained
+        self.weights = weights
+        self.transforms = transforms
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
+        self.layer_lr_ratio = layer_lr_ratio
+        self.valid_size = valid_size
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.threshold = threshold
+        self.trainer = trainer
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ================================================================== validation
+    def _check_params(self) -> None:
+        def fail(name: str, expected: str) -> None:
+            raise InvalidParameterError(
+                f"{type(self).__name__}({name}=...) must be {expected}; got {getattr(self, name)!r}."
+            )
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        if not isinstance(self.backbone, (str, nn.Module)):
+            fail("backbone", "a registered name (see list_backbones()) or a torch.nn.Module")
+        if not (isinstance(self.transforms, Transforms) or self.transforms in AUGMENT_PRESETS):
+            fail("transforms", f"one of {AUGMENT_PRESETS} or a Transforms object")
+        for name in ("epochs", "fine_tune_epochs"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                fail(name, "an int >= 0")
+        if self.epochs == 0 and self.fine_tune_epochs == 0:
+            fail("epochs", "> 0 when fine_tune_epochs is 0 (nothing would be trained)")
+        if self.lr != "auto" and not (isinstance(self.lr, numbers.Real) and 0 < self.lr < 100):
+            fail("lr", "'auto' or a float in (0, 100)")
+        if self.fine_tune_lr is not None and not (isinstance(self.fine_tune_lr, numbers.Real)
+                                                  and self.fine_tune_lr > 0):
+            fail("fine_tune_lr", "None or a float > 0")
+        if not is_int(self.batch_size) or self.batch_size < 1:
+            fail("batch_size", "an int >= 1")
+        for name, low, high in (("weight_decay", 0, 10), ("dropout", 0, 0.99),
+                                ("layer_lr_ratio", 1e-6, 1), ("threshold", 0, 1)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not low <= value <= high:
+                fail(name, f"a float in [{low}, {high}]")
+        if not isinstance(self.valid_size, numbers.Real) or self.valid_size < 0 or (
+            not is_int(self.valid_size) and self.valid_size >= 1
+        ):
+            fail("valid_size", "a fraction in [0, 1) or an int count of images")
+        if not is_int(self.patience) or self.patience < 1:
+            fail("patience", "an int >= 1")
+        if self.trainer is not None and not isinstance(self.trainer, Trainer):
+            fail("trainer", "None or a binaryvision.Trainer")
+        if not is_int(self.verbose):
+            fail("verbose", "an int (0 = silent)")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(...) first, or "
+                f"{type(self).__name__}.load('model.bv')."
+            )
+
+    # ================================================================== building blocks
+    def _seed(self) -> int:
+        rs = self.random_state
+        if rs is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(2**31 - 1))
+        if isinstance(rs, numbers.Integral):
+            return int(rs)
+        raise InvalidParameterError(
+            f"{type(self).__name__}(random_state=...) must be None, an int or a "
+            f"numpy.random.RandomState; got {rs!r}."
+        )
+
+    def _make_backbone(self) -> Backbone:
+        if isinstance(self.backbone, str):
+            weights = None if self.weights is None else os.fspath(self.weights)
+            return create_backbone(self.backbone, pretrained=self.pretrained, weights=weights)
+        module = copy.deepcopy(self.backbone)  # the user's module is never trained in place
+        if isinstance(module, Backbone):
+            return module
+        return ModuleBackbone(module, pretrained=self.pretrained)
+
+    def _make_transforms(self, config: DataConfig) -> Transforms:
+        if isinstance(self.transforms, Transforms):
+            return self.transforms
+        return build_transforms(config, self.transforms)
+
+    def _make_trainer(self) -> Trainer:
+        trainer = copy.copy(self.trainer) if self.trainer is not None else Trainer()
+        if self.verbose <= 0:
+            trainer.progress = False
+        return trainer
+
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        unknown = sorted({str(v) for v in labels.tolist()} - {str(c) for c in self.classes_})
+        if unknown:
+            raise InvalidParameterError(
+                f"y holds labels {unknown} that are not among the fitted classes "
+                f"{list(self.classes_)}."
+            )
+        return (labels == self.classes_[1]).astype(np.float32)
+
+    # ------------------------------------------------------------------ feature cache
+    def _cache(self) -> dict:
+        if getattr(self, "_feature_cache", None) is None:
+            self._feature_cache: dict = {}
+        return self._feature_cache
+
+    @staticmethod
+    def _item_key(item: Any) -> tuple:
+        if isinstance(item, (str, os.PathLike)):
+            path = os.path.abspath(os.fspath(item))
+            st = os.stat(path)
+            return ("file", path, st.st_size, st.st_mtime_ns)
+        if isinstance(item, np.ndarray):
+            return ("array", item.shape, str(item.dtype), hashlib.sha1(item.tobytes()).hexdigest())
+        return ("pil", item.size, item.mode, hashlib.sha1(item.tobytes()).hexdigest())
+
+    def _features(self, backbone: Backbone, model_key: tuple, items: list, transforms: Transforms,
+                  trainer: Trainer, desc: str) -> torch.Tensor:
+        """Backbone features of ``items`` (eval transform), computed once per image."""
+        cache = self._cache()
+        keys = [(model_key, self._item_key(item)) for item in items]
+        missing = [i for i, k in enumerate(keys) if k not in cache]
+        if missing:
+            fast = self._fused_backbone(backbone, model_key)
+            dataset = ImageDataset([items[i] for i in missing], None, transforms.eval,
+                                   min_size=transforms.decode_size)
+            loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+            features = trainer.predict_logits(fast, loader, desc=desc)
+            for i, f in zip(missing, features):
+                cache[keys[i]] = f
+        return torch.stack([cache[k] for k in keys])
+
+    def _fused_backbone(self, backbone: Backbone, model_key: tuple) -> nn.Module:
+        fused = getattr(self, "_fused", None)
+        if fused is None or fused[0] != model_key:
+            self._fused = (model_key, fuse_for_inference(backbone))
+        return self._fused[1]
+
+    def _backbone_key(self, transforms: Transforms) -> tuple:
+        tf_key: Any = self.transforms if isinstance(self.transforms, str) else id(self.transforms)
+        if isinstance(self.backbone, str):
+            weights = None if self.weights is None else os.path.abspath(os.fspath(self.weights))
+            return ("registry", self.backbone, bool(self.pretrained), weights, repr(transforms.eval),
+                    tf_key)
+        return ("module", id(self.backbone), repr(transforms.eval), tf_key)
+
+    # ================================================================== public API
+    def fit(self, X: Any, y: Any = None) -> ImageBinaryClassifier:
+        """Train on images.
+
+        Parameters
+        ----------
+        X : str, path, list or numpy.ndarray
+            A folder ``PATH`` with ``train/<class>/`` and ``valid/<class>/`` subfolders
+            (``valid`` is used for validation), a folder with one subfolder per class
+            (a stratified ``valid_size`` split is held out), or a list of image paths /
+            PIL images / a uint8 array ``(n, H, W, 3)`` together with ``y``.
+        y : array-like, optional
+            Labels for the list and array forms of ``X``; any two distinct values.
+
+        Returns
+        -------
+        ImageBinaryClassifier
+            ``self``, fitted.
+
+        Raises
+        ------
+        DataError
+            The data does not hold exactly two classes, is empty, or a file is not an image.
+        """
+        self._check_params()
+        data = as_image_set(X, y, allow_seed_layout=True)
+        if data.labels is None:
+            raise InvalidParameterError(
+                f"fit needs labels: X={data.source!r} is a flat list or folder of images and y "
+                "is None. Put the images in one subfolder per class, or pass y."
+            )
+        all_labels = data.labels if data.valid is None else np.concatenate(
+            [data.labels, data.valid.labels])
+        classes = check_two_classes(all_labels, data.source)
+        if data.valid is not None:
+            check_two_classes(data.valid.labels, data.valid.source)
+        seed = self._seed()
+        train, valid = split_fit_data(data, self.valid_size, seed)
+        for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, name)  # refitting forgets the previous fit
+        self.classes_ = classes
+        backbone = self._make_backbone()
+        transforms = self._make_transforms(backbone.data_config)
+        trainer = self._make_trainer()
+        model_key = self._backbone_key(transforms)
+        y_train = torch.from_numpy(self._targets(train.labels))
+        y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
+        history = History()
+
+        device = trainer.resolved_device()
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):  # seeds stay local to this fit
+            torch.manual_seed(seed)
+            model = BinaryModel(backbone, self.dropout)
+            backbone.eval().requires_grad_(False)
+            lr = self.lr
+            if self.epochs > 0:
+                f_train = self._features(backbone, model_key, train.items, transforms, trainer,
+                                         "features (train)")
+                f_valid = None if valid is None else self._features(
+                    backbone, model_key, valid.items, transforms, trainer, "features (valid)")
+                if lr == "auto":
+                    lr = self._head_range_test(model, f_train, y_train, trainer, seed).suggestion
+                self._fit_head(model, f_train, y_train, f_valid, y_valid, float(lr), trainer,
+                               history, seed)
+            if self.fine_tune_epochs > 0:
+                self._fine_tune(model, train, y_train, valid, y_valid, transforms, trainer,
+                                history, seed, float(lr if lr != "auto" else 1e-2))
+
+        model.cpu().eval()
+        self.model_ = model
+        self.history_ = history.epochs
+        self.threshold_ = float(self.threshold)
+        self.lr_ = float(lr) if lr != "auto" else float("nan")
+        self.data_config_ = backbone.data_config
+        self.transforms_ = transforms
+        self.backbone_name_ = self.backbone if isinstance(self.backbone, str) else "custom"
+        self.n_train_ = len(train)
+        self.n_valid_ = 0 if valid is None else len(valid)
+        self._predict_key = model_key if self.fine_tune_epochs == 0 else None
+        return self
+
+    def _head_loaders(self, f_train, y_train, f_valid, y_valid, trainer, seed):
+        generator = torch.Generator().manual_seed(seed)
+        batch_size = min(self.batch_size, len(f_train))
+        train_loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(f_train, y_train), batch_size=batch_size, shuffle=True,
+            generator=generator, drop_last=len(f_train) > batch_size)
+        valid_loader = None if f_valid is None else torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(f_valid, y_valid), batch_size=512)
+        return train_loader, valid_loader
+
+    def _fit_head(self, model, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed):
+        head = _Head(model.head)
+        train_loader, valid_loader = self._head_loaders(f_train, y_train, f_valid, y_valid,
+                                                        trainer, seed)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=self.epochs * len(train_loader))
+        callbacks: list = [history]
+        if self.early_stopping and valid_loader is not None:
+            callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
+        trainer.fit(head, train_loader, valid_loader, optimizer, scheduler, self.epochs,
+                    nn.BCEWithLogitsLoss(), phase="head", callbacks=callbacks)
+
+    def _head_range_test(self, model, f_train, y_train, trainer, seed, **kwargs) -> LRFindResult:
+        head = _Head(model.head)
+        loader, _ = self._head_loaders(f_train, y_train, None, None, trainer, seed)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=self.weight_decay)
+        return lr_range_test(trainer, head, loader, optimizer, nn.BCEWithLogitsLoss(), **kwargs)
+
+    def _fine_tune_parts(self, model, train, y_train, transforms, trainer, seed, lr):
+        backbone = model.backbone
+        backbone.requires_grad_(True)
+        groups = [*backbone.layer_groups(), [model.head]]
+        head_lr = float(self.fine_tune_lr or lr / 10)
+        n = len(groups)
+        lrs = [head_lr * self.layer_lr_ratio ** ((n - 1 - i) / max(n - 1, 1)) for i in range(n)]
+        param_groups = [{"params": [p for m in g for p in m.parameters()], "lr": lr_i}
+                        for g, lr_i in zip(groups, lrs)]
+        optimizer = torch.optim.AdamW(param_groups, lr=head_lr, weight_decay=self.weight_decay)
+        batch_size = min(self.batch_size, len(train))
+        dataset = ImageDataset(train.items, y_train.numpy(), transforms.train)
+        generator = torch.Generator().manual_seed(seed + 1)
+        # drop_last avoids a trailing batch of one image, which batch norm cannot train on
+        loader = trainer.loader(dataset, batch_size, shuffle=True, generator=generator,
+                                drop_last=len(train) > batch_size)
+        return optimizer, loader, lrs
+
+    def _fine_tune(self, model, train, y_train, valid, y_valid, transforms, trainer, history,
+                   seed, lr):
+        optimizer, loader, lrs = self._fine_tune_parts(model, train, y_train, transforms,
+                                                       trainer, seed, lr)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lrs, total_steps=self.fine_tune_epochs * len(loader))
+        valid_loader = None
+        if valid is not None:
+            valid_loader = trainer.loader(
+                ImageDataset(valid.items, y_valid.numpy(), transforms.eval,
+                             min_size=transforms.decode_size),
+                trainer.resolved_inference_batch_size())
+        callbacks: list = [history]
+        if self.early_stopping and valid_loader is not None:
+            callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
+        trainer.fit(model, loader, valid_loader, optimizer, scheduler, self.fine_tune_epochs,
+                    nn.BCEWithLogitsLoss(), phase="fine_tune", callbacks=callbacks)
+        model.backbone.requires_grad_(False)
+
+    def lr_find(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        stage: str = "head",
+        start_lr: float = 1e-5,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        method: str = "valley",
+    ) -> LRFindResult:
+        """Run the learning-rate range test and suggest a learning rate.
+
+        The classifier's hyperparameters are left unchanged: apply the suggestion with
+        ``clf.set_params(lr=result.suggestion)``. Weights, optimizer and random state are
+        restored after the sweep; features computed here are reused by :meth:`fit`.
+
+        Parameters
+        ----------
+        X, y
+            Training data, as for :meth:`fit` (the validation part is not used).
+        stage : {"head", "fine_tune"}
+            Sweep the head on frozen features (the ``lr`` of :meth:`fit`) or the whole
+            unfrozen network on augmented images (the ``fine_tune_lr``).
+        start_lr, end_lr : float
+            Bounds of the exponential sweep; the suggestion lies between them.
+        num_steps : int
+            Number of mini-batches tried.
+        method : {"valley", "steep", "minimum"}
+            Rule behind ``result.suggestion``; every rule's value is in
+            ``result.suggestions``.
+
+        Returns
+        -------
+        LRFindResult
+            ``.lrs``, ``.losses``, ``.suggestion``, ``.suggestions`` and ``.plot(ax=None)``.
+        """
+        if stage not in ("head", "fine_tune"):
+            raise InvalidParameterError(f"lr_find(stage=...) must be 'head' or 'fine_tune'; got {stage!r}.")
+        if method not in SUGGESTERS:
+            raise InvalidParameterError(
+                f"lr_find(method=...) must be one of {sorted(SUGGESTERS)}; got {method!r}.")
+        self._check_params()
+        data = as_image_set(X, y, allow_seed_layout=True)
+        if data.labels is None:
+            raise InvalidParameterError("lr_find needs labelled data, as fit does.")
+        classes = check_two_classes(data.labels, data.source)
+        y_train = torch.from_numpy((data.labels == classes[1]).astype(np.float32))
+        seed = self._seed()
+        backbone = self._make_backbone()
+        transforms = self._make_transforms(backbone.data_config)
+        trainer = self._make_trainer()
+        sweep = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "method": method}
+        device = trainer.resolved_device()
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = BinaryModel(backbone, self.dropout)
+            backbone.eval().requires_grad_(False)
+            if stage == "head":
+                features = self._features(backbone, self._backbone_key(transforms), data.items,
+                                          transforms, trainer, "features")
+                return self._head_range_test(model, features, y_train, trainer, seed, **sweep)
+            optimizer, loader, _ = self._fine_tune_parts(
+                model, data, y_train, transforms, trainer, seed, 1.0)
+            return lr_range_test(trainer, model, loader, optimizer, nn.BCEWithLogitsLoss(), **sweep)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logit of the positive class ``classes_[1]`` for each image, shape ``(n,)``."""
+        self._check_fitted()
+        data = as_image_set(X)
+        trainer = self._make_trainer()
+        if self._predict_key is not None:
+            backbone = self.model_.backbone
+            features = self._features(backbone, self._predict_key, data.items, self.transforms_,
+                                      trainer, "features")
+            with torch.inference_mode():
+                logits = _Head(self.model_.head).eval()(features)
+        else:
+            dataset = ImageDataset(data.items, None, self.transforms_.eval,
+                                   min_size=self.transforms_.decode_size)
+            loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+            logits = trainer.predict_logits(self._fused_backbone_model(), loader)
+        return logits.double().numpy()
+
+    def _fused_backbone_model(self) -> nn.Module:
+        fused = getattr(self, "_fused_model", None)
+        if fused is None or fused[0] is not self.model_:
+            self._fused_model = (self.model_, fuse_for_inference(self.model_))
+        return self._fused_model[1]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : str, path, list or numpy.ndarray
+            A folder (flat, or with class subfolders), one image path, a list of paths or
+            PIL images, or a uint8 array ``(n, H, W, 3)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Rows sum to 1; column 1 is the probability of ``classes_[1]``.
+        """
+        logits = self.decision_function(X)
+        p1 = 1.0 / (1.0 + np.exp(-logits))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class label per image: ``classes_[1]`` where its probability >= ``threshold_``."""
+        p1 = self.predict_proba(X)[:, 1]
+        return self.classes_[(p1 >= self.threshold_).astype(int)]
+
+    def _labelled(self, X: Any, y: Any) -> tuple[ImageSet, np.ndarray]:
+        data = as_image_set(X, y)
+        if data.labels is None:
+            raise InvalidParameterError(
+                "This needs labels: pass y, or X as a folder with one subfolder per class.")
+        return data, data.labels
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Accuracy on ``X`` (labels from ``y`` or from ``X``'s class subfolders)."""
+        from sklearn.metrics import accuracy_score
+
+        self._check_fitted()
+        data, labels = self._labelled(X, y)
+        self._targets(labels)  # refuses labels outside classes_
+        predicted = self.predict(data.items)
+        return float(accuracy_score(labels.astype(str), predicted.astype(str),
+                                    sample_weight=sample_weight))
+
+    def plot_confidence(self, X: Any, y: Any = None, *, n_images: int = 4,
+                        random_state: int | None = 0, ax: Any = None) -> Any:
+        """Show where the model is confident, wrong or unsure.
+
+        Draws the five views of the fastai tutorial (random correct, random incorrect,
+        most confident correct per class, most confident wrong per class, most
+        uncertain), each image titled with its probability of the positive class, plus a
+        histogram of predicted probabilities per true class.
+
+        Parameters
+        ----------
+        X, y
+            Labelled images, as for :meth:`score`.
+        n_images : int
+            Images per view.
+        random_state : int, optional
+            Seed for the two random views.
+        ax : matplotlib.axes.Axes, optional
+            Draw into this axes' area instead of a new figure.
+
+        Returns
+        -------
+        ConfidenceDisplay
+            With ``.figure_`` (a matplotlib Figure) and ``.plot(ax=None)``.
+        """
+        from .plotting import ConfidenceDisplay
+
+        self._check_fitted()
+        data, labels = self._labelled(X, y)
+        targets = self._targets(labels)
+        p1 = self.predict_proba(data.items)[:, 1]
+        display = ConfidenceDisplay(
+            items=data.items, probabilities=p1, targets=targets.astype(int),
+            classes=[str(c) for c in self.classes_], threshold=self.threshold_,
+            n_images=n_images, random_state=random_state,
+        )
+        return display.plot(ax=ax)
+
+    # ================================================================== persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to one safetensors file (atomically).
+
+        The file holds the weights and JSON metadata: classes, backbone, preprocessing,
+        threshold, hyperparameters, library and torch versions, format version. It is
+        read by :meth:`load` without unpickling anything.
+        """
+        from .persistence import write_model_file
+
+        self._check_fitted()
+        params = {k: v for k, v in self.get_params().items()
+                  if isinstance(v, (str, int, float, bool, type(None)))}
+        params.pop("trainer", None)
+        meta = {
+            "library_version": _version.__version__,
+            "torch_version": torch.__version__,
+            "backbone": self.backbone_name_,
+            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "threshold": self.threshold_,
+            "data_config": self.data_config_.to_dict(),
+            "params": params,
+            "history": self.history_,
+            "n_train": self.n_train_,
+            "n_valid": self.n_valid_,
+            "lr": self.lr_,
+        }
+        write_model_file(path, self.model_.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, backbone: nn.Module | None = None) -> ImageBinaryClassifier:
+        """Load a model written by :meth:`save` (no pickle is ever read).
+
+        Parameters
+        ----------
+        path : str or path
+            The model file.
+        backbone : torch.nn.Module, optional
+            Required when the model was trained on a custom module: an instance of the same
+            architecture (its weights are replaced by the saved ones).
+        """
+        from .persistence import read_model_file
+
+        tensors, meta = read_model_file(path)
+        params = dict(meta.get("params", {}))
+        name = meta["backbone"]
+        if name == "custom":
+            if backbone is None:
+                raise InvalidParameterError(
+                    f"{os.fspath(path)!r} was trained on a custom backbone module; pass an instance "
+                    "of the same architecture: ImageBinaryClassifier.load(path, backbone=module)."
+                )
+            params["backbone"] = backbone
+        params.update(pretrained=False, weights=None)
+        valid = cls._get_param_names()
+        clf = cls(**{k: v for k, v in params.items() if k in valid})
+        module = clf._make_backbone()
+        module.data_config = DataConfig.from_dict(meta["data_config"])
+        model = BinaryModel(module, float(params.get("dropout", 0.0)))
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"{os.fspath(path)!r} does not match backbone {name!r}: {str(exc)[:300]}") from None
+        model.eval().requires_grad_(False)
+        clf.pretrained = bool(meta.get("params", {}).get("pretrained", True))
+        clf.weights = meta.get("params", {}).get("weights")
+        clf.model_ = model
+        clf.classes_ = np.array(meta["classes"], dtype=object)
+        clf.threshold_ = float(meta["threshold"])
+        clf.history_ = list(meta.get("history", []))
+        clf.lr_ = float(meta.get("lr", float("nan")))
+        clf.data_config_ = module.data_config
+        clf.transforms_ = clf._make_transforms(module.data_config)
+        clf.backbone_name_ = name
+        clf.n_train_ = int(meta.get("n_train", 0))
+        clf.n_valid_ = int(meta.get("n_valid", 0))
+        clf._predict_key = None
+        return clf
+
+    def __getstate__(self) -> dict:
+        """Pickle support (trusted use only); caches are dropped."""
+        state = dict(self.__dict__)
+        for key in ("_feature_cache", "_fused", "_fused_model"):
+            state.pop(key, None)
+        return state
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load`) has run."""
+        return hasattr(self, "model_")

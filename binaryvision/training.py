@@ -1,0 +1,353 @@
+"""The Trainer: where and how fast training runs (device, precision, workers, progress).
+
+Anything that changes the fitted model is a hyperparameter of
+:class:`~binaryvision.ImageBinaryClassifier`; the :class:`Trainer` only decides how the
+work is executed. Subclass it and override :meth:`Trainer.train_step` or
+:meth:`Trainer.validation_step` to change the inner loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .callbacks import Callback, History, ProgressBar, TrainState
+from .exceptions import InvalidParameterError, TrainingError
+
+__all__ = ["BinaryModel", "Trainer", "fuse_for_inference"]
+
+
+class BinaryModel(nn.Module):
+    """A backbone followed by a one-logit head: images ``(N, 3, S, S)`` to logits ``(N,)``.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Maps images to ``(N, backbone.num_features)`` features.
+    dropout : float
+        Dropout before the linear head.
+    """
+
+    def __init__(self, backbone: nn.Module, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return one logit per image."""
+        return self.head(self.backbone(x)).squeeze(-1)
+
+
+class _Head(nn.Module):
+    """The head alone, used on cached features: ``(N, F)`` to ``(N,)`` logits."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x).squeeze(-1)
+
+
+def fuse_for_inference(module: nn.Module) -> nn.Module:
+    """Return an eval-mode copy with every BatchNorm folded into the conv before it.
+
+    Frozen inference then skips the normalisation arithmetic entirely. Pairs are found
+    by module order (a ``Conv2d`` immediately followed by a ``BatchNorm2d`` in the same
+    parent, or named ``_bnK`` after a conv as in EfficientNet); modules that do not fit
+    that pattern are left as they are, so the result is always numerically equivalent.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(module).eval()
+    _PAIRS = {"_conv_stem": "_bn0", "_expand_conv": "_bn0", "_depthwise_conv": "_bn1",
+              "_project_conv": "_bn2", "_conv_head": "_bn1"}
+    for parent in list(fused.modules()):
+        children = dict(parent.named_children())
+        if isinstance(parent, nn.Sequential):
+            names = list(children)
+            for a, b in zip(names, names[1:]):
+                conv, bn = children[a], children[b]
+                if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+                    setattr(parent, a, fuse_conv_bn_eval(conv, bn))
+                    setattr(parent, b, nn.Identity())
+        for conv_name, bn_name in _PAIRS.items():
+            conv, bn = children.get(conv_name), children.get(bn_name)
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d:
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(parent, bn_name, nn.Identity())
+                children[bn_name] = nn.Identity()
+    return fused
+
+
+class Trainer:
+    """Runs training and inference: device, precision, data-loading workers, callbacks.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` picks CUDA when available, else the CPU.
+    precision : {"auto", "32", "bf16", "16"}
+        ``"auto"`` uses bf16 autocast on CUDA GPUs that support it (fp16 with a gradient
+        scaler otherwise) and plain fp32 on the CPU.
+    num_workers : int or "auto"
+        DataLoader worker processes for decoding images. ``"auto"`` uses one per CPU core
+        beyond the first, at most 8.
+    callbacks : list of Callback, optional
+        Extra callbacks; they receive the loop's events.
+    progress : bool
+        Show progress (a tqdm bar on a terminal, plain lines otherwise).
+    inference_batch_size : int or "auto"
+        Batch size for feature extraction and prediction (4 on CPU, where small batches
+        keep activations in cache, 256 on GPU).
+    grad_clip : float or None
+        Clip the gradient norm to this value (None disables).
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        num_workers: int | str = "auto",
+        callbacks: Sequence[Callback] | None = None,
+        progress: bool = True,
+        inference_batch_size: int | str = "auto",
+        grad_clip: float | None = 5.0,
+    ) -> None:
+        self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
+        self.callbacks = callbacks
+        self.progress = progress
+        self.inference_batch_size = inference_batch_size
+        self.grad_clip = grad_clip
+
+    # ------------------------------------------------------------------ resolution
+    def resolved_device(self) -> torch.device:
+        """The device that will run the model."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise InvalidParameterError(
+                f"Trainer(device=...) must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}."
+            ) from exc
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context for the forward pass (a no-op in fp32)."""
+        dtype = self._amp_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.resolved_device().type, dtype=dtype)
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        allowed = ("auto", "32", "bf16", "16")
+        if str(self.precision) not in allowed:
+            raise InvalidParameterError(
+                f"Trainer(precision=...) must be one of {allowed}; got {self.precision!r}."
+            )
+        device = self.resolved_device()
+        if str(self.precision) == "32" or (self.precision == "auto" and device.type != "cuda"):
+            return None
+        if self.precision == "16":
+            return torch.float16
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+
+    def resolved_workers(self) -> int:
+        """Number of DataLoader worker processes."""
+        if self.num_workers == "auto":
+            return max(0, min(8, (os.cpu_count() or 1) - 1))
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise InvalidParameterError(
+                f"Trainer(num_workers=...) must be 'auto' or an int >= 0; got {self.num_workers!r}."
+            )
+        return self.num_workers
+
+    def resolved_inference_batch_size(self) -> int:
+        """Batch size used for feature extraction and prediction."""
+        if self.inference_batch_size == "auto":
+            return 256 if self.resolved_device().type == "cuda" else 4
+        return int(self.inference_batch_size)
+
+    def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, *, shuffle: bool = False,
+               generator: torch.Generator | None = None, drop_last: bool = False,
+               workers: int | None = None) -> torch.utils.data.DataLoader:
+        """A DataLoader with this trainer's workers and pinned memory on CUDA."""
+        workers = self.resolved_workers() if workers is None else workers
+        workers = min(workers, max(0, math.ceil(len(dataset) / batch_size) - 1))
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+            drop_last=drop_last, num_workers=workers, persistent_workers=False,
+            pin_memory=self.resolved_device().type == "cuda",
+        )
+
+    # ------------------------------------------------------------------ inference
+    @torch.inference_mode()
+    def predict_logits(self, model: nn.Module, loader: Iterable, *, desc: str = "predict") -> torch.Tensor:
+        """Run ``model`` over a loader of ``(inputs, targets)`` and return float32 CPU outputs."""
+        device = self.resolved_device()
+        model.eval().to(device)
+        channels_last = device.type == "cuda" or _is_conv_net(model)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        outputs = []
+        for inputs, _ in self._progress(loader, desc):
+            inputs = inputs.to(device, non_blocking=True)
+            if channels_last and inputs.ndim == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                outputs.append(model(inputs).float().cpu())
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        return torch.cat(outputs) if outputs else torch.empty(0)
+
+    def _progress(self, iterable: Iterable, desc: str) -> Iterable:
+        if not self.progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        total = len(iterable) if hasattr(iterable, "__len__") else None
+        return tqdm(iterable, desc=desc, total=total, leave=False, mininterval=1.0,
+                    disable=None)  # None: silent when not on a terminal
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+                   optimizer: torch.optim.Optimizer, loss_fn: Callable, scaler: Any) -> float:
+        """One optimisation step on one batch; returns the batch loss.
+
+        Override this in a subclass to change what a step does.
+        """
+        device = self.resolved_device()
+        inputs, targets = (t.to(device, non_blocking=True) for t in batch)
+        optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = model(inputs)
+        loss = loss_fn(logits.float(), targets)
+        if not torch.isfinite(loss):
+            return float(loss.detach())
+        scaler.scale(loss).backward()
+        if self.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+                        loss_fn: Callable) -> tuple[float, torch.Tensor]:
+        """Return the summed loss and the logits of one validation batch."""
+        device = self.resolved_device()
+        inputs, targets = (t.to(device, non_blocking=True) for t in batch)
+        with self.autocast():
+            logits = model(inputs).float()
+        return float(loss_fn(logits, targets).detach()) * len(targets), logits.cpu()
+
+    def fit(
+        self,
+        model: nn.Module,
+        train_loader: torch.utils.data.DataLoader,
+        valid_loader: torch.utils.data.DataLoader | None,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        epochs: int,
+        loss_fn: Callable,
+        *,
+        phase: str,
+        callbacks: Sequence[Callback] = (),
+        scheduler_per_step: bool = True,
+    ) -> TrainState:
+        """Train ``model`` for up to ``epochs`` epochs; the loop reads top to bottom.
+
+        Raises
+        ------
+        TrainingError
+            The training loss became NaN or infinite; the best weights seen so far are
+            restored first, and the message names the epoch, step and learning rate.
+        """
+        device = self.resolved_device()
+        model.to(device)
+        all_callbacks = [*callbacks, *(self.callbacks or [])]
+        if self.progress:
+            all_callbacks.append(ProgressBar())
+        state = TrainState(phase=phase, model=model, epochs=epochs)
+        scaler = torch.amp.GradScaler(device.type, enabled=self._amp_dtype() is torch.float16)
+        last_good = copy.deepcopy(model.state_dict())
+        _emit(all_callbacks, "on_fit_start", self, state)
+        for epoch in range(1, epochs + 1):
+            state.epoch, state.logs = epoch, {}
+            _emit(all_callbacks, "on_epoch_start", self, state)
+            model.train()
+            started, total, seen = time.perf_counter(), 0.0, 0
+            for batch in train_loader:
+                state.lr = optimizer.param_groups[-1]["lr"]
+                _emit(all_callbacks, "on_batch_start", self, state)
+                loss = self.train_step(model, batch, optimizer, loss_fn, scaler)
+                if not math.isfinite(loss):
+                    model.load_state_dict(last_good)
+                    raise TrainingError(
+                        f"The training loss became {loss} at epoch {epoch}, step {state.step + 1} "
+                        f"({phase} phase) with learning rate {state.lr:.3g}. The weights of the "
+                        "last completed epoch were restored. Lower lr, or check the images."
+                    )
+                state.step += 1
+                state.batch_loss = loss
+                total += loss * len(batch[1])
+                seen += len(batch[1])
+                if scheduler is not None and scheduler_per_step:
+                    scheduler.step()
+                _emit(all_callbacks, "on_batch_end", self, state)
+            if scheduler is not None and not scheduler_per_step:
+                scheduler.step()
+            state.logs["train_loss"] = total / max(seen, 1)
+            if valid_loader is not None:
+                state.logs.update(self.evaluate(model, valid_loader, loss_fn))
+            state.logs["lr"] = state.lr
+            state.logs["seconds"] = time.perf_counter() - started
+            last_good = copy.deepcopy(model.state_dict())
+            _emit(all_callbacks, "on_epoch_end", self, state)
+            if state.stop_training:
+                break
+        _emit(all_callbacks, "on_fit_end", self, state)
+        return state
+
+    def evaluate(self, model: nn.Module, loader: Iterable, loss_fn: Callable) -> dict[str, float]:
+        """Validation loss and accuracy (threshold 0.5) over a loader."""
+        model.eval()
+        total, correct, seen = 0.0, 0, 0
+        for batch in loader:
+            loss_sum, logits = self.validation_step(model, batch, loss_fn)
+            total += loss_sum
+            correct += int(((logits > 0).float() == batch[1]).sum())
+            seen += len(batch[1])
+        return {"valid_loss": total / max(seen, 1), "valid_accuracy": correct / max(seen, 1)}
+
+
+def _emit(callbacks: Sequence[Callback], event: str, trainer: Trainer, state: TrainState) -> None:
+    for callback in callbacks:
+        getattr(callback, event)(trainer, state)
+
+
+def _is_conv_net(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def head_model(model: BinaryModel) -> nn.Module:
+    """The head of ``model`` as a module on features (shares its parameters)."""
+    return _Head(model.head)
+
+
+def make_history() -> History:
+    """A fresh History callback."""
+    return History()
