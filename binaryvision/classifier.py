@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import hashlib
 import numbers
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         Train-time augmentation preset used while fine-tuning, or a
         :class:`~binaryvision.transforms.Transforms` pair for full control. Sizes and
         normalisation always come from the backbone's data config.
+    image_size : int, optional
+        Side of the square network input in pixels; default: the backbone's
+        ``data_config.input_size`` (256 for EfficientNet-Lite0).
     epochs : int, default=10
         Maximum epochs of the head on frozen features.
     lr : float or "auto", default=0.01
@@ -122,6 +128,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         pretrained: bool = True,
         weights: str | os.PathLike | None = None,
         transforms: str | Transforms = "standard",
+        image_size: int | None = None,
         epochs: int = 10,
         lr: float | str = 0.01,
         batch_size: int = 64,
@@ -142,6 +149,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.pretrained = pretrained
         self.weights = weights
         self.transforms = transforms
+        self.image_size = image_size
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -182,6 +190,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         if self.fine_tune_lr is not None and not (isinstance(self.fine_tune_lr, numbers.Real)
                                                   and self.fine_tune_lr > 0):
             fail("fine_tune_lr", "None or a float > 0")
+        if self.image_size is not None and (not is_int(self.image_size) or self.image_size < 8):
+            fail("image_size", "None or an int >= 8")
         if not is_int(self.batch_size) or self.batch_size < 1:
             fail("batch_size", "an int >= 1")
         for name, low, high in (("weight_decay", 0, 10), ("dropout", 0, 0.99),
@@ -221,14 +231,26 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             f"numpy.random.RandomState; got {rs!r}."
         )
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _local_rng(trainer: Trainer, seed: int) -> Iterator[None]:
+        """Seed torch's RNGs for a block and restore the caller's RNG state afterwards."""
+        device = trainer.resolved_device()
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
     def _make_backbone(self) -> Backbone:
         if isinstance(self.backbone, str):
             weights = None if self.weights is None else os.fspath(self.weights)
-            return create_backbone(self.backbone, pretrained=self.pretrained, weights=weights)
-        module = copy.deepcopy(self.backbone)  # the user's module is never trained in place
-        if isinstance(module, Backbone):
-            return module
-        return ModuleBackbone(module, pretrained=self.pretrained)
+            module = create_backbone(self.backbone, pretrained=self.pretrained, weights=weights)
+        else:
+            module = copy.deepcopy(self.backbone)  # the user's module is never trained in place
+            if not isinstance(module, Backbone):
+                module = ModuleBackbone(module, pretrained=self.pretrained)
+        if self.image_size is not None:
+            module.data_config = dataclasses.replace(module.data_config, input_size=self.image_size)
+        return module
 
     def _make_transforms(self, config: DataConfig) -> Transforms:
         if isinstance(self.transforms, Transforms):
@@ -288,12 +310,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             self._fused = (model_key, fuse_for_inference(backbone))
         return self._fused[1]
 
-    def _backbone_key(self, transforms: Transforms) -> tuple:
+    def _backbone_key(self, transforms: Transforms, backbone: Backbone, seed: int) -> tuple:
+        """Identifies the frozen features: backbone, its weights, and the eval transform."""
         tf_key: Any = self.transforms if isinstance(self.transforms, str) else id(self.transforms)
         if isinstance(self.backbone, str):
             weights = None if self.weights is None else os.path.abspath(os.fspath(self.weights))
-            return ("registry", self.backbone, bool(self.pretrained), weights, repr(transforms.eval),
-                    tf_key)
+            init = None if backbone.pretrained else seed  # random init depends on the seed
+            return ("registry", self.backbone, init, weights, repr(transforms.eval), tf_key)
         return ("module", id(self.backbone), repr(transforms.eval), tf_key)
 
     # ================================================================== public API
@@ -337,18 +360,14 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, name)  # refitting forgets the previous fit
         self.classes_ = classes
-        backbone = self._make_backbone()
-        transforms = self._make_transforms(backbone.data_config)
         trainer = self._make_trainer()
-        model_key = self._backbone_key(transforms)
         y_train = torch.from_numpy(self._targets(train.labels))
         y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
         history = History()
-
-        device = trainer.resolved_device()
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):  # seeds stay local to this fit
-            torch.manual_seed(seed)
+        with self._local_rng(trainer, seed):  # seeds stay local to this fit
+            backbone = self._make_backbone()
+            transforms = self._make_transforms(backbone.data_config)
+            model_key = self._backbone_key(transforms, backbone, seed)
             model = BinaryModel(backbone, self.dropout)
             backbone.eval().requires_grad_(False)
             lr = self.lr
@@ -493,17 +512,15 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         classes = check_two_classes(data.labels, data.source)
         y_train = torch.from_numpy((data.labels == classes[1]).astype(np.float32))
         seed = self._seed()
-        backbone = self._make_backbone()
-        transforms = self._make_transforms(backbone.data_config)
         trainer = self._make_trainer()
         sweep = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "method": method}
-        device = trainer.resolved_device()
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
+        with self._local_rng(trainer, seed):
+            backbone = self._make_backbone()
+            transforms = self._make_transforms(backbone.data_config)
             model = BinaryModel(backbone, self.dropout)
             backbone.eval().requires_grad_(False)
             if stage == "head":
-                features = self._features(backbone, self._backbone_key(transforms), data.items,
+                features = self._features(backbone, self._backbone_key(transforms, backbone, seed), data.items,
                                           transforms, trainer, "features")
                 return self._head_range_test(model, features, y_train, trainer, seed, **sweep)
             optimizer, loader, _ = self._fine_tune_parts(

@@ -62,7 +62,7 @@ def seed_tree(tmp_path: Path) -> Path:
 
 def tiny(**kwargs) -> ImageBinaryClassifier:
     """A fast classifier on the tiny random-init backbone, single-process, silent."""
-    params = dict(backbone="tiny_cnn", epochs=8, lr=0.05, random_state=0, verbose=0,
+    params = dict(backbone="tiny_cnn", epochs=10, lr=0.3, batch_size=8, random_state=0, verbose=0,
                   trainer=Trainer(num_workers=0, progress=False))
     params.update(kwargs)
     return ImageBinaryClassifier(**params)

@@ -1,0 +1,367 @@
+"""The estimator contract of ImageBinaryClassifier, on the tiny backbone."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_image, tiny, write_class_tree
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from sklearn.base import clone
+
+from binaryvision import (
+    Callback,
+    DataError,
+    ImageBinaryClassifier,
+    ImageDecodeError,
+    InvalidParameterError,
+    NotFittedError,
+    Trainer,
+    Transforms,
+    build_transforms,
+)
+from binaryvision.backbones import Backbone, DataConfig
+from binaryvision.data import as_image_set
+from binaryvision.training import BinaryModel
+
+
+def sha256_tree(root: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def weights(clf: ImageBinaryClassifier) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in clf.model_.state_dict().items()}
+
+
+# ---------------------------------------------------------------- the contract
+def test_fit_returns_self_and_sets_learned_state(seed_tree):
+    clf = tiny()
+    assert clf.fit(seed_tree) is clf
+    assert list(clf.classes_) == ["drogon", "viserion"]
+    assert clf.threshold_ == 0.5
+    assert clf.n_train_ == 24 and clf.n_valid_ == 12  # valid/ used as it is
+    assert {"phase", "epoch", "train_loss", "valid_loss", "valid_accuracy"} <= set(clf.history_[0])
+
+
+def test_learns_separable_synthetic_classes(fitted_tiny):
+    clf, root = fitted_tiny
+    assert clf.score(root / "valid") >= 0.9
+
+
+def test_predict_proba_shape_columns_and_predict(fitted_tiny):
+    clf, root = fitted_tiny
+    files = sorted((root / "valid").rglob("*.png"))
+    proba = clf.predict_proba(files)
+    assert proba.shape == (len(files), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    predicted = clf.predict(files)
+    expected = np.where(proba[:, 1] >= clf.threshold_, "viserion", "drogon")
+    assert list(predicted) == list(expected)
+    # classes_[1] is the positive class: viserion images score higher on column 1
+    is_viserion = np.array(["viserion" in f.name for f in files])
+    assert proba[is_viserion, 1].mean() > proba[~is_viserion, 1].mean()
+
+
+def test_every_input_form_gives_the_same_probabilities(fitted_tiny):
+    clf, root = fitted_tiny
+    files = sorted((root / "valid" / "drogon").glob("*.png"))[:4]
+    images = [Image.open(f).convert("RGB") for f in files]
+    array = np.stack([np.asarray(im) for im in images])
+    by_path = clf.predict_proba([str(f) for f in files])
+    np.testing.assert_allclose(clf.predict_proba(images), by_path, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(array), by_path, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(str(files[0])), by_path[:1], atol=1e-6)
+    flat = clf.predict_proba(root / "valid" / "drogon")
+    np.testing.assert_allclose(flat[:4], by_path, atol=1e-6)
+
+
+def test_score_with_y_equals_folder_score(fitted_tiny):
+    clf, root = fitted_tiny
+    files = sorted((root / "valid").rglob("*.png"))
+    y = [f.parent.name for f in files]
+    assert clf.score(files, y) == clf.score(root / "valid")
+    with pytest.raises(InvalidParameterError, match="not among the fitted classes"):
+        clf.score(files, ["wyvern"] * len(files))
+
+
+def test_fit_on_lists_with_labels_and_stratified_split(class_tree):
+    files = sorted(class_tree.rglob("*.png"))
+    labels = [f.parent.name for f in files]
+    clf = tiny(valid_size=0.25).fit(files, labels)
+    assert list(clf.classes_) == ["cat", "dog"]
+    assert clf.n_valid_ == 6 and clf.n_train_ == 18
+
+
+def test_fit_on_uint8_array(class_tree):
+    rng = np.random.default_rng(0)
+    X = np.stack([np.asarray(make_image(k % 2, rng)) for k in range(20)])
+    y = np.array([k % 2 == 1 for k in range(20)])
+    clf = tiny(valid_size=0).fit(X, y)
+    assert list(clf.classes_) == [False, True]
+    assert clf.predict(X).dtype == object and set(clf.predict(X)) <= {False, True}
+
+
+def test_sklearn_clone_get_set_params():
+    clf = tiny(lr=0.02)
+    params = clf.get_params()
+    assert params["lr"] == 0.02 and params["backbone"] == "tiny_cnn"
+    twin = clone(clf)
+    assert twin is not clf and twin.get_params()["lr"] == 0.02
+    assert clf.set_params(lr=0.5) is clf and clf.lr == 0.5
+    with pytest.raises(ValueError):
+        clf.set_params(not_a_param=1)
+
+
+def test_refit_forgets_previous_fit(seed_tree, class_tree):
+    clf = tiny().fit(seed_tree)
+    clf.fit(class_tree)
+    assert list(clf.classes_) == ["cat", "dog"]
+
+
+def test_reproducible_with_integer_random_state(class_tree):
+    a = weights(tiny(fine_tune_epochs=1).fit(class_tree))
+    b = weights(tiny(fine_tune_epochs=1).fit(class_tree))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_does_not_touch_global_rng_or_user_files(class_tree):
+    before = sha256_tree(class_tree)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    tiny().fit(class_tree)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert sha256_tree(class_tree) == before
+
+
+def test_user_backbone_module_is_not_trained_in_place(class_tree):
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    clf = tiny(backbone=module, pretrained=False, fine_tune_epochs=1).fit(class_tree)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert clf.backbone_name_ == "custom"
+
+
+# ---------------------------------------------------------------- plug points
+class StopAfterTwo(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_fit_start(self, trainer, state):
+        self.events.append("fit_start")
+
+    def on_batch_end(self, trainer, state):
+        self.events.append("batch_end")
+
+    def on_epoch_end(self, trainer, state):
+        self.events.append("epoch_end")
+        if state.epoch == 2:
+            state.stop_training = True
+
+
+def test_callback_sees_events_and_stops_training(class_tree):
+    cb = StopAfterTwo()
+    clf = tiny(epochs=10, early_stopping=False,
+               trainer=Trainer(num_workers=0, progress=False, callbacks=[cb])).fit(class_tree)
+    assert cb.events[0] == "fit_start"
+    assert cb.events.count("epoch_end") == 2
+    assert "batch_end" in cb.events
+    assert len(clf.history_) == 2
+
+
+class CountingTrainer(Trainer):
+    steps = 0
+
+    def train_step(self, model, batch, optimizer, loss_fn, scaler):
+        type(self).steps += 1
+        return super().train_step(model, batch, optimizer, loss_fn, scaler)
+
+
+def test_trainer_subclass_overrides_the_step(class_tree):
+    CountingTrainer.steps = 0
+    tiny(epochs=3, early_stopping=False,
+         trainer=CountingTrainer(num_workers=0, progress=False)).fit(class_tree)
+    assert CountingTrainer.steps >= 3
+
+
+def test_custom_transforms_object_is_used(class_tree):
+    calls = []
+    base = build_transforms(DataConfig(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                       crop_pct=1.0), "none")
+
+    def eval_tf(image):
+        calls.append(image.size)
+        return base.eval(image)
+
+    clf = tiny(transforms=Transforms(train=base.train, eval=eval_tf)).fit(class_tree)
+    assert len(calls) == 24  # every image went through the custom eval transform once
+    assert clf.transforms_.eval is eval_tf
+
+
+class MyBackbone(Backbone):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.num_features = 6
+        self.data_config = DataConfig(input_size=24, crop_pct=1.0)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def test_own_backbone_subclass(class_tree, tmp_path):
+    clf = tiny(backbone=MyBackbone(), pretrained=False).fit(class_tree)
+    assert clf.data_config_.input_size == 24
+    clf.save(tmp_path / "m.bv")
+    with pytest.raises(InvalidParameterError, match="custom backbone"):
+        ImageBinaryClassifier.load(tmp_path / "m.bv")
+    loaded = ImageBinaryClassifier.load(tmp_path / "m.bv", backbone=MyBackbone())
+    files = sorted(class_tree.rglob("*.png"))[:5]
+    np.testing.assert_allclose(loaded.predict_proba(files), clf.predict_proba(files), atol=1e-5)
+
+
+# ---------------------------------------------------------------- fine-tuning, lr_find
+def test_fine_tune_uses_discriminative_learning_rates(class_tree):
+    clf = tiny(fine_tune_epochs=2, layer_lr_ratio=0.01)
+    model = BinaryModel(clf._make_backbone())
+    transforms = build_transforms(DataConfig(input_size=32, crop_pct=1.0), "light")
+    optimizer, _, lrs = clf._fine_tune_parts(model, as_image_set(class_tree), torch.zeros(24),
+                                             transforms, Trainer(num_workers=0), 0, 0.1)
+    assert len(lrs) == 4  # three backbone groups and the head
+    assert lrs[-1] == pytest.approx(0.01)  # head: lr / 10
+    assert lrs[0] == pytest.approx(0.01 * 0.01)
+    assert all(a < b for a, b in zip(lrs, lrs[1:]))
+    assert [g["lr"] for g in optimizer.param_groups] == lrs
+    grouped = sum(len(g["params"]) for g in optimizer.param_groups)
+    assert grouped == len(list(model.parameters()))
+
+
+def test_fine_tune_phase_is_recorded_and_changes_backbone(class_tree):
+    frozen = tiny().fit(class_tree)
+    tuned = tiny(fine_tune_epochs=2, early_stopping=False).fit(class_tree)
+    assert [h["phase"] for h in tuned.history_].count("fine_tune") == 2
+    a = frozen.model_.backbone.stem[0].weight
+    b = tuned.model_.backbone.stem[0].weight
+    assert not torch.equal(a, b)
+
+
+def test_lr_find_leaves_hyperparameters_and_suggests_in_range(class_tree):
+    clf = tiny(lr=0.05)
+    result = clf.lr_find(class_tree, start_lr=1e-4, end_lr=10, num_steps=40)
+    assert clf.lr == 0.05 and not hasattr(clf, "model_")
+    assert 1e-4 <= result.suggestion <= 10
+    assert set(result.suggestions) == {"valley", "steep", "minimum"}
+    assert len(result.lrs) == len(result.losses) >= 2
+    clf.set_params(lr=result.suggestion).fit(class_tree)
+    assert clf.lr_ == pytest.approx(result.suggestion)
+
+
+def test_lr_auto_runs_the_finder_inside_fit(class_tree):
+    clf = tiny(lr="auto").fit(class_tree)
+    assert clf.lr == "auto"
+    assert 1e-5 <= clf.lr_ <= 10
+
+
+def test_lr_find_fine_tune_stage(class_tree):
+    result = tiny().lr_find(class_tree, stage="fine_tune", num_steps=8, start_lr=1e-4, end_lr=1)
+    assert 1e-4 <= result.suggestion <= 1
+
+
+# ---------------------------------------------------------------- save / load
+def test_save_load_round_trip(fitted_tiny, tmp_path):
+    clf, root = fitted_tiny
+    path = tmp_path / "model.bv"
+    clf.save(path)
+    loaded = ImageBinaryClassifier.load(path)
+    files = sorted((root / "valid").rglob("*.png"))
+    np.testing.assert_allclose(loaded.predict_proba(files), clf.predict_proba(files), atol=1e-5)
+    assert list(loaded.classes_) == list(clf.classes_)
+    assert loaded.get_params()["backbone"] == "tiny_cnn"
+    assert loaded.history_ == clf.history_
+    assert list(tmp_path.iterdir()) == [path]  # no temp files left behind
+
+
+def test_pickle_round_trip(fitted_tiny):
+    clf, root = fitted_tiny
+    files = sorted((root / "valid").rglob("*.png"))[:3]
+    twin = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(twin.predict_proba(files), clf.predict_proba(files), atol=1e-6)
+
+
+# ---------------------------------------------------------------- errors
+def test_not_fitted_errors(tmp_path):
+    clf = tiny()
+    for call in (lambda: clf.predict(["a.png"]), lambda: clf.predict_proba(["a.png"]),
+                 lambda: clf.save(tmp_path / "m.bv"), lambda: clf.score(["a.png"], ["x"])):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            call()
+
+
+@pytest.mark.parametrize("classes", [("only",), ("a", "b", "c")])
+def test_wrong_number_of_classes(tmp_path, classes):
+    root = write_class_tree(tmp_path / "d", 4, classes)
+    with pytest.raises(DataError, match=f"exactly 2 classes.*has {len(classes)}"):
+        tiny().fit(root)
+
+
+def test_empty_and_missing_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="contains no images"):
+        tiny().fit(tmp_path / "empty")
+    with pytest.raises(DataError, match="does not exist"):
+        tiny().fit(tmp_path / "nope")
+
+
+def test_unreadable_image_is_named(class_tree):
+    bad = class_tree / "cat" / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    with pytest.raises(ImageDecodeError, match="broken.jpg"):
+        tiny().fit(class_tree)
+
+
+def test_fit_without_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        make_image(0, rng).save(tmp_path / f"{i}.png")
+    with pytest.raises(InvalidParameterError, match="fit needs labels"):
+        tiny().fit(tmp_path)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("epochs", -1, "epochs"), ("lr", 0, "lr"), ("lr", "fast", "lr"), ("batch_size", 0, "batch_size"),
+    ("threshold", 1.5, "threshold"), ("transforms", "heavy", "transforms"),
+    ("valid_size", 1.5, "valid_size"), ("backbone", 3, "backbone"), ("trainer", "gpu", "trainer"),
+])
+def test_invalid_parameters_name_themselves(class_tree, name, value, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        tiny(**{name: value}).fit(class_tree)
+
+
+def test_seed_layout_root_is_refused_for_prediction(fitted_tiny):
+    clf, root = fitted_tiny
+    with pytest.raises(DataError, match="valid"):
+        clf.predict(root)
+
+
+# ---------------------------------------------------------------- properties
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 12), st.randoms(use_true_random=False))
+def test_predict_proba_properties(fitted_tiny, n, rnd):
+    clf, _ = fitted_tiny
+    rng = np.random.default_rng(rnd.randint(0, 2**31))
+    X = np.stack([np.asarray(make_image(int(rng.integers(2)), rng)) for _ in range(n)])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (n, 2)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    order = rng.permutation(n)
+    np.testing.assert_allclose(clf.predict_proba(X[order]), proba[order], atol=1e-5)
+    one_by_one = np.vstack([clf.predict_proba(X[i:i + 1]) for i in range(n)])
+    np.testing.assert_allclose(one_by_one, proba, atol=1e-5)
