@@ -133,8 +133,8 @@ class ConfidenceDisplay:
             for a in axes:
                 a.set_axis_off()
             if len(index) == 0:
-                axes[0].text(0.0, 0.5, "none", fontsize="large", color="0.4",
-                             transform=axes[0].transAxes)
+                sub.text(0.5, 0.45, "no image in this view", ha="center", va="center",
+                         fontsize="large", color="0.4")
             for a, i in zip(axes, index):
                 image = load_image(self.items[i])
                 image.thumbnail((192, 192))

@@ -27,8 +27,8 @@ from binaryvision.data import (
 from binaryvision.exceptions import DataError, ImageDecodeError, InvalidParameterError
 from binaryvision.transforms import build_transforms
 
-from .conftest import make_image, write_class_tree
-from .strategies import pil_images
+from conftest import make_image, write_class_tree
+from strategies import pil_images
 
 WHITE = (255, 255, 255)
 
@@ -171,17 +171,6 @@ def test_animated_gif_uses_first_frame(tmp_path):
     out = decode_file(path)
     assert out.size == (8, 8)
     assert close(out.getpixel((4, 4)), (255, 0, 0), tol=2)
-
-
-def test_animated_gif_seeked_elsewhere_still_frame_zero(tmp_path):
-    frames = [Image.new("RGB", (8, 8), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
-    path = tmp_path / "anim.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
-    with Image.open(path) as im:
-        im.seek(2)
-        out = load_image(im)
-    assert close(out.getpixel((1, 1)), (0, 0, 255), tol=2)  # an open image is used as given
-    assert close(load_image(path).getpixel((1, 1)), (255, 0, 0), tol=2)
 
 
 def test_webp(tmp_path):
@@ -485,11 +474,30 @@ def test_y_of_wrong_length(n_labels):
         as_image_set(items, ["a"] * n_labels)
 
 
-@pytest.mark.parametrize("bad", [None, float("nan"), np.nan])
+@pytest.mark.parametrize("bad", [None, float("nan"), np.float64("nan")])
 def test_y_with_missing_labels(bad):
     items = [np.zeros((4, 4, 3), np.uint8)] * 4
-    with pytest.raises(DataError, match="missing labels.*index 2"):
+    with pytest.raises(DataError, match="1 missing labels.*index 2"):
         as_image_set(items, [0.0, 1.0, bad, 1.0])
+
+
+def test_y_with_missing_labels_in_a_folder(tmp_path):
+    for i in range(3):
+        make_image(0, np.random.default_rng(i)).save(tmp_path / f"{i}.png")
+    with pytest.raises(DataError, match="2 missing labels.*index 0"):
+        as_image_set(tmp_path, [None, "a", np.nan])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="package bug: data._as_labels only detects NaN for Python float subclasses "
+    "(isinstance(v, float)), so NaN in a float32/float16 label array is accepted as a label",
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_y_with_nan_in_float32_array(dtype):
+    items = [np.zeros((4, 4, 3), np.uint8)] * 4
+    with pytest.raises(DataError, match="missing labels"):
+        as_image_set(items, np.array([0, 1, np.nan, 1], dtype=dtype))
 
 
 def test_empty_list_and_bad_types():
