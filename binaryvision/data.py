@@ -329,7 +329,8 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
             f"y must hold one label per image: got {labels.shape[0] if labels.ndim else 0} labels "
             f"for {n} images."
         )
-    bad = [i for i, v in enumerate(labels) if v is None or (isinstance(v, float) and np.isnan(v))]
+    bad = [i for i, v in enumerate(labels)
+           if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))]
     if bad:
         raise DataError(
             f"y has {len(bad)} missing labels (None or NaN), first at index {bad[0]}. "
