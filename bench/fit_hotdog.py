@@ -52,21 +52,26 @@ def main() -> None:
             backbone(x)
         floor_seconds = (time.perf_counter() - t) * n_images / (n_images // batch * batch)
 
-    print(json.dumps({
-        "benchmark": "fit_hotdog",
-        "images": n_images,
-        "fit_seconds": round(fit_seconds, 2),
-        "import_seconds": round(import_seconds, 2),
-        "images_per_second": round(n_images / fit_seconds, 1),
-        "valid_accuracy": round(accuracy, 4),
-        "bare_backbone_seconds_unfused": round(floor_seconds, 2),
-        "fit_over_floor": round(fit_seconds / floor_seconds, 3),
-        "epochs_run": len(clf.history_),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "fit_hotdog",
+                "images": n_images,
+                "fit_seconds": round(fit_seconds, 2),
+                "import_seconds": round(import_seconds, 2),
+                "images_per_second": round(n_images / fit_seconds, 1),
+                "valid_accuracy": round(accuracy, 4),
+                "bare_backbone_seconds_unfused": round(floor_seconds, 2),
+                "fit_over_floor": round(fit_seconds / floor_seconds, 3),
+                "epochs_run": len(clf.history_),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cpus": os.cpu_count(),
+                "machine": platform.machine(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -106,8 +106,13 @@ class EarlyStopping(Callback):
         Load the weights of the best epoch when training ends.
     """
 
-    def __init__(self, monitor: str = "valid_loss", patience: int = 3, min_delta: float = 1e-4,
-                 restore_best: bool = True) -> None:
+    def __init__(
+        self,
+        monitor: str = "valid_loss",
+        patience: int = 3,
+        min_delta: float = 1e-4,
+        restore_best: bool = True,
+    ) -> None:
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
@@ -149,8 +154,14 @@ class ProgressBar(Callback):
 
         out = self.file or sys.stderr
         self.interactive = hasattr(out, "isatty") and out.isatty()
-        self.bar = tqdm(total=state.epochs, desc=f"fit {state.phase}", unit="epoch", file=out,
-                        disable=not self.interactive, leave=False)
+        self.bar = tqdm(
+            total=state.epochs,
+            desc=f"fit {state.phase}",
+            unit="epoch",
+            file=out,
+            disable=not self.interactive,
+            leave=False,
+        )
 
     def on_epoch_end(self, trainer: Any, state: TrainState) -> None:  # noqa: D102
         figures = " ".join(f"{k}={v:.4g}" for k, v in state.logs.items() if isinstance(v, float))
@@ -158,8 +169,11 @@ class ProgressBar(Callback):
             self.bar.set_postfix_str(figures)
             self.bar.update(1)
         else:
-            print(f"[{state.phase}] epoch {state.epoch}/{state.epochs} {figures}",
-                  file=self.file or sys.stderr, flush=True)
+            print(
+                f"[{state.phase}] epoch {state.epoch}/{state.epochs} {figures}",
+                file=self.file or sys.stderr,
+                flush=True,
+            )
 
     def on_fit_end(self, trainer: Any, state: TrainState) -> None:  # noqa: D102
         self.bar.close()

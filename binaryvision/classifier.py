@@ -187,20 +187,27 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             fail("epochs", "> 0 when fine_tune_epochs is 0 (nothing would be trained)")
         if self.lr != "auto" and not (isinstance(self.lr, numbers.Real) and 0 < self.lr < 100):
             fail("lr", "'auto' or a float in (0, 100)")
-        if self.fine_tune_lr is not None and not (isinstance(self.fine_tune_lr, numbers.Real)
-                                                  and self.fine_tune_lr > 0):
+        if self.fine_tune_lr is not None and not (
+            isinstance(self.fine_tune_lr, numbers.Real) and self.fine_tune_lr > 0
+        ):
             fail("fine_tune_lr", "None or a float > 0")
         if self.image_size is not None and (not is_int(self.image_size) or self.image_size < 8):
             fail("image_size", "None or an int >= 8")
         if not is_int(self.batch_size) or self.batch_size < 1:
             fail("batch_size", "an int >= 1")
-        for name, low, high in (("weight_decay", 0, 10), ("dropout", 0, 0.99),
-                                ("layer_lr_ratio", 1e-6, 1), ("threshold", 0, 1)):
+        for name, low, high in (
+            ("weight_decay", 0, 10),
+            ("dropout", 0, 0.99),
+            ("layer_lr_ratio", 1e-6, 1),
+            ("threshold", 0, 1),
+        ):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not low <= value <= high:
                 fail(name, f"a float in [{low}, {high}]")
-        if not isinstance(self.valid_size, numbers.Real) or self.valid_size < 0 or (
-            not is_int(self.valid_size) and self.valid_size >= 1
+        if (
+            not isinstance(self.valid_size, numbers.Real)
+            or self.valid_size < 0
+            or (not is_int(self.valid_size) and self.valid_size >= 1)
         ):
             fail("valid_size", "a fraction in [0, 1) or an int count of images")
         if not is_int(self.patience) or self.patience < 1:
@@ -288,16 +295,24 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             return ("array", item.shape, str(item.dtype), hashlib.sha1(item.tobytes()).hexdigest())
         return ("pil", item.size, item.mode, hashlib.sha1(item.tobytes()).hexdigest())
 
-    def _features(self, backbone: Backbone, model_key: tuple, items: list, transforms: Transforms,
-                  trainer: Trainer, desc: str) -> torch.Tensor:
+    def _features(
+        self,
+        backbone: Backbone,
+        model_key: tuple,
+        items: list,
+        transforms: Transforms,
+        trainer: Trainer,
+        desc: str,
+    ) -> torch.Tensor:
         """Backbone features of ``items`` (eval transform), computed once per image."""
         cache = self._cache()
         keys = [(model_key, self._item_key(item)) for item in items]
         missing = [i for i, k in enumerate(keys) if k not in cache]
         if missing:
             fast = self._fused_backbone(backbone, model_key)
-            dataset = ImageDataset([items[i] for i in missing], None, transforms.eval,
-                                   min_size=transforms.decode_size)
+            dataset = ImageDataset(
+                [items[i] for i in missing], None, transforms.eval, min_size=transforms.decode_size
+            )
             loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
             features = trainer.predict_logits(fast, loader, desc=desc)
             for i, f in zip(missing, features):
@@ -350,8 +365,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"fit needs labels: X={data.source!r} is a flat list or folder of images and y "
                 "is None. Put the images in one subfolder per class, or pass y."
             )
-        all_labels = data.labels if data.valid is None else np.concatenate(
-            [data.labels, data.valid.labels])
+        all_labels = (
+            data.labels if data.valid is None else np.concatenate([data.labels, data.valid.labels])
+        )
         classes = check_two_classes(all_labels, data.source)
         if data.valid is not None:
             check_two_classes(data.valid.labels, data.valid.source)
@@ -372,17 +388,34 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             backbone.eval().requires_grad_(False)
             lr = self.lr
             if self.epochs > 0:
-                f_train = self._features(backbone, model_key, train.items, transforms, trainer,
-                                         "features (train)")
-                f_valid = None if valid is None else self._features(
-                    backbone, model_key, valid.items, transforms, trainer, "features (valid)")
+                f_train = self._features(
+                    backbone, model_key, train.items, transforms, trainer, "features (train)"
+                )
+                f_valid = (
+                    None
+                    if valid is None
+                    else self._features(
+                        backbone, model_key, valid.items, transforms, trainer, "features (valid)"
+                    )
+                )
                 if lr == "auto":
                     lr = self._head_range_test(model, f_train, y_train, trainer, seed).suggestion
-                self._fit_head(model, f_train, y_train, f_valid, y_valid, float(lr), trainer,
-                               history, seed)
+                self._fit_head(
+                    model, f_train, y_train, f_valid, y_valid, float(lr), trainer, history, seed
+                )
             if self.fine_tune_epochs > 0:
-                self._fine_tune(model, train, y_train, valid, y_valid, transforms, trainer,
-                                history, seed, float(lr if lr != "auto" else 1e-2))
+                self._fine_tune(
+                    model,
+                    train,
+                    y_train,
+                    valid,
+                    y_valid,
+                    transforms,
+                    trainer,
+                    history,
+                    seed,
+                    float(lr if lr != "auto" else 1e-2),
+                )
 
         model.cpu().eval()
         self.model_ = model
@@ -401,24 +434,44 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         generator = torch.Generator().manual_seed(seed)
         batch_size = min(self.batch_size, len(f_train))
         train_loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(f_train, y_train), batch_size=batch_size, shuffle=True,
-            generator=generator, drop_last=len(f_train) > batch_size)
-        valid_loader = None if f_valid is None else torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(f_valid, y_valid), batch_size=512)
+            torch.utils.data.TensorDataset(f_train, y_train),
+            batch_size=batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=len(f_train) > batch_size,
+        )
+        valid_loader = (
+            None
+            if f_valid is None
+            else torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(f_valid, y_valid), batch_size=512
+            )
+        )
         return train_loader, valid_loader
 
     def _fit_head(self, model, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed):
         head = _Head(model.head)
-        train_loader, valid_loader = self._head_loaders(f_train, y_train, f_valid, y_valid,
-                                                        trainer, seed)
+        train_loader, valid_loader = self._head_loaders(
+            f_train, y_train, f_valid, y_valid, trainer, seed
+        )
         optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=self.epochs * len(train_loader))
+            optimizer, max_lr=lr, total_steps=self.epochs * len(train_loader)
+        )
         callbacks: list = [history]
         if self.early_stopping and valid_loader is not None:
             callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
-        trainer.fit(head, train_loader, valid_loader, optimizer, scheduler, self.epochs,
-                    nn.BCEWithLogitsLoss(), phase="head", callbacks=callbacks)
+        trainer.fit(
+            head,
+            train_loader,
+            valid_loader,
+            optimizer,
+            scheduler,
+            self.epochs,
+            nn.BCEWithLogitsLoss(),
+            phase="head",
+            callbacks=callbacks,
+        )
 
     def _head_range_test(self, model, f_train, y_train, trainer, seed, **kwargs) -> LRFindResult:
         head = _Head(model.head)
@@ -433,34 +486,55 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         head_lr = float(self.fine_tune_lr or lr / 10)
         n = len(groups)
         lrs = [head_lr * self.layer_lr_ratio ** ((n - 1 - i) / max(n - 1, 1)) for i in range(n)]
-        param_groups = [{"params": [p for m in g for p in m.parameters()], "lr": lr_i}
-                        for g, lr_i in zip(groups, lrs)]
+        param_groups = [
+            {"params": [p for m in g for p in m.parameters()], "lr": lr_i}
+            for g, lr_i in zip(groups, lrs)
+        ]
         optimizer = torch.optim.AdamW(param_groups, lr=head_lr, weight_decay=self.weight_decay)
         batch_size = min(self.batch_size, len(train))
         dataset = ImageDataset(train.items, y_train.numpy(), transforms.train)
         generator = torch.Generator().manual_seed(seed + 1)
         # drop_last avoids a trailing batch of one image, which batch norm cannot train on
-        loader = trainer.loader(dataset, batch_size, shuffle=True, generator=generator,
-                                drop_last=len(train) > batch_size)
+        loader = trainer.loader(
+            dataset,
+            batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=len(train) > batch_size,
+        )
         return optimizer, loader, lrs
 
-    def _fine_tune(self, model, train, y_train, valid, y_valid, transforms, trainer, history,
-                   seed, lr):
-        optimizer, loader, lrs = self._fine_tune_parts(model, train, y_train, transforms,
-                                                       trainer, seed, lr)
+    def _fine_tune(
+        self, model, train, y_train, valid, y_valid, transforms, trainer, history, seed, lr
+    ):
+        optimizer, loader, lrs = self._fine_tune_parts(
+            model, train, y_train, transforms, trainer, seed, lr
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lrs, total_steps=self.fine_tune_epochs * len(loader))
+            optimizer, max_lr=lrs, total_steps=self.fine_tune_epochs * len(loader)
+        )
         valid_loader = None
         if valid is not None:
             valid_loader = trainer.loader(
-                ImageDataset(valid.items, y_valid.numpy(), transforms.eval,
-                             min_size=transforms.decode_size),
-                trainer.resolved_inference_batch_size())
+                ImageDataset(
+                    valid.items, y_valid.numpy(), transforms.eval, min_size=transforms.decode_size
+                ),
+                trainer.resolved_inference_batch_size(),
+            )
         callbacks: list = [history]
         if self.early_stopping and valid_loader is not None:
             callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
-        trainer.fit(model, loader, valid_loader, optimizer, scheduler, self.fine_tune_epochs,
-                    nn.BCEWithLogitsLoss(), phase="fine_tune", callbacks=callbacks)
+        trainer.fit(
+            model,
+            loader,
+            valid_loader,
+            optimizer,
+            scheduler,
+            self.fine_tune_epochs,
+            nn.BCEWithLogitsLoss(),
+            phase="fine_tune",
+            callbacks=callbacks,
+        )
         model.backbone.requires_grad_(False)
 
     def lr_find(
@@ -501,10 +575,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             ``.lrs``, ``.losses``, ``.suggestion``, ``.suggestions`` and ``.plot(ax=None)``.
         """
         if stage not in ("head", "fine_tune"):
-            raise InvalidParameterError(f"lr_find(stage=...) must be 'head' or 'fine_tune'; got {stage!r}.")
+            raise InvalidParameterError(
+                f"lr_find(stage=...) must be 'head' or 'fine_tune'; got {stage!r}."
+            )
         if method not in SUGGESTERS:
             raise InvalidParameterError(
-                f"lr_find(method=...) must be one of {sorted(SUGGESTERS)}; got {method!r}.")
+                f"lr_find(method=...) must be one of {sorted(SUGGESTERS)}; got {method!r}."
+            )
         self._check_params()
         data = as_image_set(X, y, allow_seed_layout=True)
         if data.labels is None:
@@ -520,11 +597,18 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             model = BinaryModel(backbone, self.dropout)
             backbone.eval().requires_grad_(False)
             if stage == "head":
-                features = self._features(backbone, self._backbone_key(transforms, backbone, seed), data.items,
-                                          transforms, trainer, "features")
+                features = self._features(
+                    backbone,
+                    self._backbone_key(transforms, backbone, seed),
+                    data.items,
+                    transforms,
+                    trainer,
+                    "features",
+                )
                 return self._head_range_test(model, features, y_train, trainer, seed, **sweep)
             optimizer, loader, _ = self._fine_tune_parts(
-                model, data, y_train, transforms, trainer, seed, 1.0)
+                model, data, y_train, transforms, trainer, seed, 1.0
+            )
             return lr_range_test(trainer, model, loader, optimizer, nn.BCEWithLogitsLoss(), **sweep)
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -534,13 +618,15 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         trainer = self._make_trainer()
         if self._predict_key is not None:
             backbone = self.model_.backbone
-            features = self._features(backbone, self._predict_key, data.items, self.transforms_,
-                                      trainer, "features")
+            features = self._features(
+                backbone, self._predict_key, data.items, self.transforms_, trainer, "features"
+            )
             with torch.inference_mode():
                 logits = _Head(self.model_.head).eval()(features)
         else:
-            dataset = ImageDataset(data.items, None, self.transforms_.eval,
-                                   min_size=self.transforms_.decode_size)
+            dataset = ImageDataset(
+                data.items, None, self.transforms_.eval, min_size=self.transforms_.decode_size
+            )
             loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
             logits = trainer.predict_logits(self._fused_backbone_model(), loader)
         return logits.double().numpy()
@@ -578,7 +664,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         data = as_image_set(X, y)
         if data.labels is None:
             raise InvalidParameterError(
-                "This needs labels: pass y, or X as a folder with one subfolder per class.")
+                "This needs labels: pass y, or X as a folder with one subfolder per class."
+            )
         return data, data.labels
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
@@ -589,11 +676,19 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         data, labels = self._labelled(X, y)
         self._targets(labels)  # refuses labels outside classes_
         predicted = self.predict(data.items)
-        return float(accuracy_score(labels.astype(str), predicted.astype(str),
-                                    sample_weight=sample_weight))
+        return float(
+            accuracy_score(labels.astype(str), predicted.astype(str), sample_weight=sample_weight)
+        )
 
-    def plot_confidence(self, X: Any, y: Any = None, *, n_images: int = 4,
-                        random_state: int | None = 0, ax: Any = None) -> Any:
+    def plot_confidence(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        n_images: int = 4,
+        random_state: int | None = 0,
+        ax: Any = None,
+    ) -> Any:
         """Show where the model is confident, wrong or unsure.
 
         Draws the five views of the fastai tutorial (random correct, random incorrect,
@@ -624,9 +719,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         targets = self._targets(labels)
         p1 = self.predict_proba(data.items)[:, 1]
         display = ConfidenceDisplay(
-            items=data.items, probabilities=p1, targets=targets.astype(int),
-            classes=[str(c) for c in self.classes_], threshold=self.threshold_,
-            n_images=n_images, random_state=random_state,
+            items=data.items,
+            probabilities=p1,
+            targets=targets.astype(int),
+            classes=[str(c) for c in self.classes_],
+            threshold=self.threshold_,
+            n_images=n_images,
+            random_state=random_state,
         )
         return display.plot(ax=ax)
 
@@ -641,8 +740,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import write_model_file
 
         self._check_fitted()
-        params = {k: v for k, v in self.get_params().items()
-                  if isinstance(v, (str, int, float, bool, type(None)))}
+        params = {
+            k: v
+            for k, v in self.get_params().items()
+            if isinstance(v, (str, int, float, bool, type(None)))
+        }
         params.pop("trainer", None)
         meta = {
             "library_version": _version.__version__,
@@ -660,7 +762,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         write_model_file(path, self.model_.state_dict(), meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, backbone: nn.Module | None = None) -> ImageBinaryClassifier:
+    def load(
+        cls, path: str | os.PathLike, *, backbone: nn.Module | None = None
+    ) -> ImageBinaryClassifier:
         """Load a model written by :meth:`save` (no pickle is ever read).
 
         Parameters
@@ -674,6 +778,12 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import read_model_file
 
         tensors, meta = read_model_file(path)
+        missing = {"backbone", "classes", "threshold", "data_config"} - set(meta)
+        if missing:
+            raise ModelFileError(
+                f"{os.fspath(path)!r} is not a complete binaryvision model: its metadata lacks "
+                f"{sorted(missing)}."
+            )
         params = dict(meta.get("params", {}))
         name = meta["backbone"]
         if name == "custom":
@@ -693,7 +803,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             model.load_state_dict(tensors)
         except RuntimeError as exc:
             raise ModelFileError(
-                f"{os.fspath(path)!r} does not match backbone {name!r}: {str(exc)[:300]}") from None
+                f"{os.fspath(path)!r} does not match backbone {name!r}: {str(exc)[:300]}"
+            ) from None
         model.eval().requires_grad_(False)
         clf.pretrained = bool(meta.get("params", {}).get("pretrained", True))
         clf.weights = meta.get("params", {}).get("weights")

@@ -39,7 +39,7 @@ MAX_ASPECT_RATIO = 25.0
 #: Background on which transparent pixels are composited (white, as a viewer shows them).
 BACKGROUND = (255, 255, 255)
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]  # noqa: UP007 (runtime alias, py3.10)
 
 
 def _describe(source: Any) -> str | None:
@@ -91,13 +91,15 @@ def _check_size(size: tuple[int, int], path: str | None, max_pixels: int | None)
         raise ImageDecodeError(path, f"it has zero size ({w}x{h} pixels)")
     if max(w, h) / min(w, h) > MAX_ASPECT_RATIO:
         raise ImageDecodeError(
-            path, f"its aspect ratio {w}x{h} exceeds {MAX_ASPECT_RATIO:g}:1, so it is not a photo "
-            "that can be resized to a square input"
+            path,
+            f"its aspect ratio {w}x{h} exceeds {MAX_ASPECT_RATIO:g}:1, so it is not a photo "
+            "that can be resized to a square input",
         )
     if max_pixels is not None and w * h > max_pixels:
         raise ImageDecodeError(
-            path, f"it has {w * h} pixels ({w}x{h}), more than max_pixels={max_pixels}; this guards "
-            "against decompression bombs. Raise max_pixels if you trust the file"
+            path,
+            f"it has {w * h} pixels ({w}x{h}), more than max_pixels={max_pixels}; this guards "
+            "against decompression bombs. Raise max_pixels if you trust the file",
         )
 
 
@@ -155,7 +157,8 @@ def load_image(
             with Image.open(path) as im:
                 if im.format not in ALLOWED_FORMATS:
                     raise ImageDecodeError(
-                        path, f"format {im.format} is not one of {', '.join(sorted(ALLOWED_FORMATS))}"
+                        path,
+                        f"format {im.format} is not one of {', '.join(sorted(ALLOWED_FORMATS))}",
                     )
                 _check_size(im.size, path, max_pixels)
                 if getattr(im, "n_frames", 1) > 1:
@@ -172,8 +175,9 @@ def load_image(
     except IsADirectoryError:
         raise ImageDecodeError(path, "it is a folder, not an image file") from None
     except UnidentifiedImageError:
-        raise ImageDecodeError(path, "it is not an image Pillow can identify (wrong extension or "
-                                     "not an image at all)") from None
+        raise ImageDecodeError(
+            path, "it is not an image Pillow can identify (wrong extension or not an image at all)"
+        ) from None
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(path, f"decompression bomb refused ({exc})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -188,8 +192,11 @@ def find_images(folder: str | os.PathLike) -> list[str]:
     """Image files directly inside ``folder``, sorted; hidden and non-image files are ignored."""
     entries = sorted(os.scandir(folder), key=lambda e: e.name)
     return [
-        e.path for e in entries
-        if e.is_file() and not _is_hidden(e.name) and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+        e.path
+        for e in entries
+        if e.is_file()
+        and not _is_hidden(e.name)
+        and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
     ]
 
 
@@ -239,7 +246,9 @@ def _labelled_folder(root: str) -> ImageSet:
 
 def _folder(path: str, *, allow_seed_layout: bool) -> ImageSet:
     if not os.path.exists(path):
-        raise DataError(f"Path {path!r} does not exist. Pass a folder of images or a list of files.")
+        raise DataError(
+            f"Path {path!r} does not exist. Pass a folder of images or a list of files."
+        )
     if os.path.isfile(path):
         return ImageSet([path], None, path)
     subs = _subfolders(path)
@@ -329,8 +338,11 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
             f"y must hold one label per image: got {labels.shape[0] if labels.ndim else 0} labels "
             f"for {n} images."
         )
-    bad = [i for i, v in enumerate(labels)
-           if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))]
+    bad = [
+        i
+        for i, v in enumerate(labels)
+        if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))
+    ]
     if bad:
         raise DataError(
             f"y has {len(bad)} missing labels (None or NaN), first at index {bad[0]}. "
@@ -378,7 +390,9 @@ def split_fit_data(
             f"validation split of valid_size={valid_size}. Add images, or pass valid_size=0."
         )
     train_idx, valid_idx = train_test_split(
-        np.arange(len(data)), test_size=valid_size, stratify=data.labels.astype(str),
+        np.arange(len(data)),
+        test_size=valid_size,
+        stratify=data.labels.astype(str),
         random_state=random_state,
     )
     return data.subset(np.sort(train_idx)), data.subset(np.sort(valid_idx))
@@ -399,8 +413,14 @@ class ImageDataset(torch.utils.data.Dataset):
         Passed to :func:`load_image` for fast reduced-size JPEG decoding.
     """
 
-    def __init__(self, items: Sequence[Any], targets: np.ndarray | None, transform: Any,
-                 min_size: int | None = None, max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        items: Sequence[Any],
+        targets: np.ndarray | None,
+        transform: Any,
+        min_size: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.items = items
         self.targets = targets
         self.transform = transform

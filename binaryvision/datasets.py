@@ -30,8 +30,13 @@ def _draw(kind: str, rng: np.random.Generator, size: int) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.2))))
 
 
-def make_shapes(root: str | os.PathLike, n_train: int = 40, n_valid: int = 20, size: int = 160,
-                random_state: int = 0) -> Path:
+def make_shapes(
+    root: str | os.PathLike,
+    n_train: int = 40,
+    n_valid: int = 20,
+    size: int = 160,
+    random_state: int = 0,
+) -> Path:
     """Write a small two-class photo set: ``circles`` vs ``squares`` on noisy backgrounds.
 
     The layout is the one :meth:`~binaryvision.ImageBinaryClassifier.fit` reads:

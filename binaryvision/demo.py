@@ -17,10 +17,17 @@ from binaryvision.datasets import make_shapes
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m binaryvision.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("outdir", nargs="?", default="binaryvision-demo",
-                        help="where the data, model and plots go (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m binaryvision.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "outdir",
+        nargs="?",
+        default="binaryvision-demo",
+        help="where the data, model and plots go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.outdir)
     data = make_shapes(out / "shapes")

@@ -94,8 +94,10 @@ class LRFindResult:
 
     def __repr__(self) -> str:
         others = ", ".join(f"{k}={v:.2e}" for k, v in self.suggestions.items())
-        return (f"LRFindResult(suggestion={self.suggestion:.2e} ({self.method}), {others}, "
-                f"steps={len(self.lrs)}, range=[{self.lrs[0]:.1e}, {self.lrs[-1]:.1e}])")
+        return (
+            f"LRFindResult(suggestion={self.suggestion:.2e} ({self.method}), {others}, "
+            f"steps={len(self.lrs)}, range=[{self.lrs[0]:.1e}, {self.lrs[-1]:.1e}])"
+        )
 
     def plot(self, ax: Any = None) -> LRFindResult:
         """Plot loss against learning rate (log scale) with every suggestion marked.
@@ -119,11 +121,20 @@ class LRFindResult:
         markers = {"valley": "o", "steep": "^", "minimum": "s"}
         for i, (name, lr) in enumerate(self.suggestions.items()):
             loss = float(np.interp(np.log(lr), np.log(self.lrs), self.losses))
-            ax.plot([lr], [loss], markers.get(name, "o"), color=f"C{i + 1}", markersize=8,
-                    label=f"{name}: {lr:.1e}" + (" (suggested)" if name == self.method else ""))
+            ax.plot(
+                [lr],
+                [loss],
+                markers.get(name, "o"),
+                color=f"C{i + 1}",
+                markersize=8,
+                label=f"{name}: {lr:.1e}" + (" (suggested)" if name == self.method else ""),
+            )
         finite = self.losses[np.isfinite(self.losses)]
         if len(finite):
-            low, high = finite.min(), min(finite.max(), finite[0] * 2 if finite[0] > 0 else finite.max())
+            low, high = (
+                finite.min(),
+                min(finite.max(), finite[0] * 2 if finite[0] > 0 else finite.max()),
+            )
             pad = 0.05 * max(high - low, 1e-6)
             ax.set_ylim(low - pad, high + pad)
         ax.set_xlabel("learning rate (log scale)")

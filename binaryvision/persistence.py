@@ -34,6 +34,9 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
+        umask = os.umask(0)  # mkstemp makes 0600 files; give the model the usual permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -91,6 +94,10 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{name!r} has corrupt metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(
+            f"{name!r} has corrupt metadata: not a binaryvision model description."
+        )
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(
@@ -99,5 +106,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         )
     bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
-        raise ModelFileError(f"{name!r} is corrupt: tensor {bad[0]!r} holds NaN or infinite values.")
+        raise ModelFileError(
+            f"{name!r} is corrupt: tensor {bad[0]!r} holds NaN or infinite values."
+        )
     return tensors, meta

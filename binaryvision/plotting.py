@@ -54,9 +54,16 @@ class ConfidenceDisplay:
         The histogram axes; set by :meth:`plot`.
     """
 
-    def __init__(self, items: Sequence[Any], probabilities: Any, targets: Any,
-                 classes: Sequence[str], threshold: float = 0.5, n_images: int = 4,
-                 random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        items: Sequence[Any],
+        probabilities: Any,
+        targets: Any,
+        classes: Sequence[str],
+        threshold: float = 0.5,
+        n_images: int = 4,
+        random_state: int | None = 0,
+    ) -> None:
         self.items = list(items)
         self.probabilities = np.asarray(probabilities, dtype=float)
         self.targets = np.asarray(targets, dtype=int)
@@ -67,7 +74,9 @@ class ConfidenceDisplay:
         self.views_ = self._views()
 
     @classmethod
-    def from_estimator(cls, estimator: Any, X: Any, y: Any = None, **kwargs: Any) -> ConfidenceDisplay:
+    def from_estimator(
+        cls, estimator: Any, X: Any, y: Any = None, **kwargs: Any
+    ) -> ConfidenceDisplay:
         """Predict with a fitted classifier and draw the display (see ``plot_confidence``)."""
         return estimator.plot_confidence(X, y, **kwargs)
 
@@ -115,8 +124,9 @@ class ConfidenceDisplay:
 
         rows = len(self.views_)
         if ax is None:
-            figure = Figure(figsize=(2.6 * max(self.n_images, 3), 2.5 * rows + 3.2),
-                            layout="constrained")
+            figure = Figure(
+                figsize=(2.6 * max(self.n_images, 3), 2.5 * rows + 3.2), layout="constrained"
+            )
             root = figure
         else:
             figure = ax.figure
@@ -124,8 +134,11 @@ class ConfidenceDisplay:
             ax.remove()
         subfigures = root.subfigures(rows + 1, 1, height_ratios=[1.0] * rows + [1.3])
         pos = self.classes[1]
-        root.suptitle(f"Probability shown: P({pos}); threshold {self.threshold:.2f}; "
-                      "green = correct, red = wrong", fontsize="large")
+        root.suptitle(
+            f"Probability shown: P({pos}); threshold {self.threshold:.2f}; "
+            "green = correct, red = wrong",
+            fontsize="large",
+        )
         self.image_axes_ = []
         for sub, (title, index) in zip(subfigures[:rows], self.views_):
             sub.suptitle(f"{title} ({len(index)})", fontsize="medium", fontweight="bold")
@@ -133,22 +146,39 @@ class ConfidenceDisplay:
             for a in axes:
                 a.set_axis_off()
             if len(index) == 0:
-                sub.text(0.5, 0.45, "no image in this view", ha="center", va="center",
-                         fontsize="large", color="0.4")
+                sub.text(
+                    0.5,
+                    0.45,
+                    "no image in this view",
+                    ha="center",
+                    va="center",
+                    fontsize="large",
+                    color="0.4",
+                )
             for a, i in zip(axes, index):
                 image = load_image(self.items[i])
                 image.thumbnail((192, 192))
                 a.imshow(np.asarray(image))
                 ok = int(self.probabilities[i] >= self.threshold) == self.targets[i]
-                a.set_title(f"{self.probabilities[i]:.3f} ({self.classes[self.targets[i]]})",
-                            fontsize="small", color="tab:green" if ok else "tab:red")
+                a.set_title(
+                    f"{self.probabilities[i]:.3f} ({self.classes[self.targets[i]]})",
+                    fontsize="small",
+                    color="tab:green" if ok else "tab:red",
+                )
             self.image_axes_.append(axes[: len(index)])
         hist = subfigures[rows].subplots()
         bins = np.linspace(0.0, 1.0, 21)
         for label, name in enumerate(self.classes):
-            hist.hist(self.probabilities[self.targets == label], bins=bins, alpha=0.6,
-                      label=f"true {name} ({int((self.targets == label).sum())})", color=f"C{label}")
-        hist.axvline(self.threshold, color="k", linestyle="--", label=f"threshold {self.threshold:.2f}")
+            hist.hist(
+                self.probabilities[self.targets == label],
+                bins=bins,
+                alpha=0.6,
+                label=f"true {name} ({int((self.targets == label).sum())})",
+                color=f"C{label}",
+            )
+        hist.axvline(
+            self.threshold, color="k", linestyle="--", label=f"threshold {self.threshold:.2f}"
+        )
         hist.set_xlabel(f"predicted P({pos})")
         hist.set_ylabel("images")
         hist.set_title("Predicted probabilities by true class")

@@ -68,15 +68,24 @@ def fuse_for_inference(module: nn.Module) -> nn.Module:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fused = copy.deepcopy(module).eval()
-    _PAIRS = {"_conv_stem": "_bn0", "_expand_conv": "_bn0", "_depthwise_conv": "_bn1",
-              "_project_conv": "_bn2", "_conv_head": "_bn1"}
+    _PAIRS = {
+        "_conv_stem": "_bn0",
+        "_expand_conv": "_bn0",
+        "_depthwise_conv": "_bn1",
+        "_project_conv": "_bn2",
+        "_conv_head": "_bn1",
+    }
     for parent in list(fused.modules()):
         children = dict(parent.named_children())
         if isinstance(parent, nn.Sequential):
             names = list(children)
             for a, b in zip(names, names[1:]):
                 conv, bn = children[a], children[b]
-                if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+                if (
+                    isinstance(conv, nn.Conv2d)
+                    and type(bn) is nn.BatchNorm2d
+                    and bn.track_running_stats
+                ):
                     setattr(parent, a, fuse_conv_bn_eval(conv, bn))
                     setattr(parent, b, nn.Identity())
         for conv_name, bn_name in _PAIRS.items():
@@ -180,21 +189,35 @@ class Trainer:
             return 256 if self.resolved_device().type == "cuda" else 4
         return int(self.inference_batch_size)
 
-    def loader(self, dataset: torch.utils.data.Dataset, batch_size: int, *, shuffle: bool = False,
-               generator: torch.Generator | None = None, drop_last: bool = False,
-               workers: int | None = None) -> torch.utils.data.DataLoader:
+    def loader(
+        self,
+        dataset: torch.utils.data.Dataset,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        workers: int | None = None,
+    ) -> torch.utils.data.DataLoader:
         """A DataLoader with this trainer's workers and pinned memory on CUDA."""
         workers = self.resolved_workers() if workers is None else workers
         workers = min(workers, max(0, math.ceil(len(dataset) / batch_size) - 1))
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-            drop_last=drop_last, num_workers=workers, persistent_workers=False,
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            drop_last=drop_last,
+            num_workers=workers,
+            persistent_workers=False,
             pin_memory=self.resolved_device().type == "cuda",
         )
 
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
-    def predict_logits(self, model: nn.Module, loader: Iterable, *, desc: str = "predict") -> torch.Tensor:
+    def predict_logits(
+        self, model: nn.Module, loader: Iterable, *, desc: str = "predict"
+    ) -> torch.Tensor:
         """Run ``model`` over a loader of ``(inputs, targets)`` and return float32 CPU outputs."""
         device = self.resolved_device()
         model.eval().to(device)
@@ -218,12 +241,19 @@ class Trainer:
         from tqdm.auto import tqdm
 
         total = len(iterable) if hasattr(iterable, "__len__") else None
-        return tqdm(iterable, desc=desc, total=total, leave=False, mininterval=1.0,
-                    disable=None)  # None: silent when not on a terminal
+        return tqdm(
+            iterable, desc=desc, total=total, leave=False, mininterval=1.0, disable=None
+        )  # None: silent when not on a terminal
 
     # ------------------------------------------------------------------ training
-    def train_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-                   optimizer: torch.optim.Optimizer, loss_fn: Callable, scaler: Any) -> float:
+    def train_step(
+        self,
+        model: nn.Module,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable,
+        scaler: Any,
+    ) -> float:
         """One optimisation step on one batch; returns the batch loss.
 
         Override this in a subclass to change what a step does.
@@ -245,8 +275,9 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validation_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-                        loss_fn: Callable) -> tuple[float, torch.Tensor]:
+    def validation_step(
+        self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], loss_fn: Callable
+    ) -> tuple[float, torch.Tensor]:
         """Return the summed loss and the logits of one validation batch."""
         device = self.resolved_device()
         inputs, targets = (t.to(device, non_blocking=True) for t in batch)

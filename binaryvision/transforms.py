@@ -48,8 +48,11 @@ class Transforms:
 
 
 def _tail(config: DataConfig) -> list[v2.Transform]:
-    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(config.mean), list(config.std))]
+    return [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(config.mean), list(config.std)),
+    ]
 
 
 def build_transforms(config: DataConfig, augment: str = "standard") -> Transforms:
@@ -75,8 +78,13 @@ def build_transforms(config: DataConfig, augment: str = "standard") -> Transform
     size = config.input_size
     interpolation = _INTERPOLATION.get(config.interpolation, v2.InterpolationMode.BILINEAR)
     resize = int(round(size / config.crop_pct))
-    eval_tf = v2.Compose([v2.Resize(resize, interpolation=interpolation, antialias=True),
-                          v2.CenterCrop(size), *_tail(config)])
+    eval_tf = v2.Compose(
+        [
+            v2.Resize(resize, interpolation=interpolation, antialias=True),
+            v2.CenterCrop(size),
+            *_tail(config),
+        ]
+    )
     if augment == "none":
         return Transforms(eval_tf, eval_tf, resize)
     train_ops: list[v2.Transform] = [

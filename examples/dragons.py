@@ -17,14 +17,23 @@ from binaryvision import ImageBinaryClassifier
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tutorial workflow on ``--data``."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True,
-                        help="folder with train/ and valid/, one subfolder per class")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder with train/ and valid/, one subfolder per class",
+    )
     parser.add_argument("--out", type=Path, default=Path("dragons-out"))
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--fine-tune-epochs", type=int, default=2,
-                        help="step 6: epochs of unfrozen training with augmentation")
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=2,
+        help="step 6: epochs of unfrozen training with augmentation",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -46,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     clf.plot_confidence(args.data / "valid").figure_.savefig(args.out / "confidence.png")
 
     # 6. next steps: augmentation and unfreezing with discriminative learning rates
-    clf.set_params(lr=result.suggestion, transforms="standard",
-                   fine_tune_epochs=args.fine_tune_epochs, layer_lr_ratio=0.01)
+    clf.set_params(
+        lr=result.suggestion,
+        transforms="standard",
+        fine_tune_epochs=args.fine_tune_epochs,
+        layer_lr_ratio=0.01,
+    )
     clf.fit(args.data)
     print(f"fine-tuned: validation accuracy {clf.score(args.data / 'valid'):.3f}")
     clf.save(args.out / "dragons.bv")

@@ -18,8 +18,9 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hotdog"
 
 def main(argv: list[str] | None = None) -> int:
     """Fit, evaluate, plot and save."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--out", type=Path, default=Path("hotdog-out"))
     parser.add_argument("--backbone", default="efficientnet_lite0")

@@ -30,12 +30,13 @@ def make_image(kind: int, rng: np.random.Generator, size: int = 40) -> Image.Ima
     if kind == 0:
         arr[(yy - c[0]) ** 2 + (xx - c[1]) ** 2 < 64] = 230
     else:
-        arr[c[0] - 6:c[0] + 6, c[1] - 6:c[1] + 6] = 20
+        arr[c[0] - 6 : c[0] + 6, c[1] - 6 : c[1] + 6] = 20
     return Image.fromarray(arr)
 
 
-def write_class_tree(root: Path, n_per_class: int = 12, classes=("cat", "dog"), seed: int = 0,
-                     ext: str = ".png") -> Path:
+def write_class_tree(
+    root: Path, n_per_class: int = 12, classes=("cat", "dog"), seed: int = 0, ext: str = ".png"
+) -> Path:
     """Write root/<class>/<i><ext> for two synthetic, easily separable classes."""
     rng = np.random.default_rng(seed)
     for k, name in enumerate(classes):
@@ -62,8 +63,15 @@ def seed_tree(tmp_path: Path) -> Path:
 
 def tiny(**kwargs) -> ImageBinaryClassifier:
     """A fast classifier on the tiny random-init backbone, single-process, silent."""
-    params = dict(backbone="tiny_cnn", epochs=10, lr=0.3, batch_size=8, random_state=0, verbose=0,
-                  trainer=Trainer(num_workers=0, progress=False))
+    params = dict(
+        backbone="tiny_cnn",
+        epochs=10,
+        lr=0.3,
+        batch_size=8,
+        random_state=0,
+        verbose=0,
+        trainer=Trainer(num_workers=0, progress=False),
+    )
     params.update(kwargs)
     return ImageBinaryClassifier(**params)
 

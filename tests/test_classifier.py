@@ -32,8 +32,11 @@ from binaryvision.training import BinaryModel
 
 
 def sha256_tree(root: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def weights(clf: ImageBinaryClassifier) -> dict[str, torch.Tensor]:
@@ -168,8 +171,11 @@ class StopAfterTwo(Callback):
 
 def test_callback_sees_events_and_stops_training(class_tree):
     cb = StopAfterTwo()
-    clf = tiny(epochs=10, early_stopping=False,
-               trainer=Trainer(num_workers=0, progress=False, callbacks=[cb])).fit(class_tree)
+    clf = tiny(
+        epochs=10,
+        early_stopping=False,
+        trainer=Trainer(num_workers=0, progress=False, callbacks=[cb]),
+    ).fit(class_tree)
     assert cb.events[0] == "fit_start"
     assert cb.events.count("epoch_end") == 2
     assert "batch_end" in cb.events
@@ -186,15 +192,17 @@ class CountingTrainer(Trainer):
 
 def test_trainer_subclass_overrides_the_step(class_tree):
     CountingTrainer.steps = 0
-    tiny(epochs=3, early_stopping=False,
-         trainer=CountingTrainer(num_workers=0, progress=False)).fit(class_tree)
+    tiny(
+        epochs=3, early_stopping=False, trainer=CountingTrainer(num_workers=0, progress=False)
+    ).fit(class_tree)
     assert CountingTrainer.steps >= 3
 
 
 def test_custom_transforms_object_is_used(class_tree):
     calls = []
-    base = build_transforms(DataConfig(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3,
-                                       crop_pct=1.0), "none")
+    base = build_transforms(
+        DataConfig(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0), "none"
+    )
 
     def eval_tf(image):
         calls.append(image.size)
@@ -232,8 +240,9 @@ def test_fine_tune_uses_discriminative_learning_rates(class_tree):
     clf = tiny(fine_tune_epochs=2, layer_lr_ratio=0.01)
     model = BinaryModel(clf._make_backbone())
     transforms = build_transforms(DataConfig(input_size=32, crop_pct=1.0), "light")
-    optimizer, _, lrs = clf._fine_tune_parts(model, as_image_set(class_tree), torch.zeros(24),
-                                             transforms, Trainer(num_workers=0), 0, 0.1)
+    optimizer, _, lrs = clf._fine_tune_parts(
+        model, as_image_set(class_tree), torch.zeros(24), transforms, Trainer(num_workers=0), 0, 0.1
+    )
     assert len(lrs) == 4  # three backbone groups and the head
     assert lrs[-1] == pytest.approx(0.01)  # head: lr / 10
     assert lrs[0] == pytest.approx(0.01 * 0.01)
@@ -298,8 +307,12 @@ def test_pickle_round_trip(fitted_tiny):
 # ---------------------------------------------------------------- errors
 def test_not_fitted_errors(tmp_path):
     clf = tiny()
-    for call in (lambda: clf.predict(["a.png"]), lambda: clf.predict_proba(["a.png"]),
-                 lambda: clf.save(tmp_path / "m.bv"), lambda: clf.score(["a.png"], ["x"])):
+    for call in (
+        lambda: clf.predict(["a.png"]),
+        lambda: clf.predict_proba(["a.png"]),
+        lambda: clf.save(tmp_path / "m.bv"),
+        lambda: clf.score(["a.png"], ["x"]),
+    ):
         with pytest.raises(NotFittedError, match="not fitted yet"):
             call()
 
@@ -334,11 +347,20 @@ def test_fit_without_labels(tmp_path):
         tiny().fit(tmp_path)
 
 
-@pytest.mark.parametrize("name, value, match", [
-    ("epochs", -1, "epochs"), ("lr", 0, "lr"), ("lr", "fast", "lr"), ("batch_size", 0, "batch_size"),
-    ("threshold", 1.5, "threshold"), ("transforms", "heavy", "transforms"),
-    ("valid_size", 1.5, "valid_size"), ("backbone", 3, "backbone"), ("trainer", "gpu", "trainer"),
-])
+@pytest.mark.parametrize(
+    "name, value, match",
+    [
+        ("epochs", -1, "epochs"),
+        ("lr", 0, "lr"),
+        ("lr", "fast", "lr"),
+        ("batch_size", 0, "batch_size"),
+        ("threshold", 1.5, "threshold"),
+        ("transforms", "heavy", "transforms"),
+        ("valid_size", 1.5, "valid_size"),
+        ("backbone", 3, "backbone"),
+        ("trainer", "gpu", "trainer"),
+    ],
+)
 def test_invalid_parameters_name_themselves(class_tree, name, value, match):
     with pytest.raises(InvalidParameterError, match=match):
         tiny(**{name: value}).fit(class_tree)
@@ -363,5 +385,5 @@ def test_predict_proba_properties(fitted_tiny, n, rnd):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
     order = rng.permutation(n)
     np.testing.assert_allclose(clf.predict_proba(X[order]), proba[order], atol=1e-5)
-    one_by_one = np.vstack([clf.predict_proba(X[i:i + 1]) for i in range(n)])
+    one_by_one = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(n)])
     np.testing.assert_allclose(one_by_one, proba, atol=1e-5)

@@ -20,17 +20,31 @@ def run_script(path: Path, args: list[str], monkeypatch) -> None:
 
 def test_dragons_example(seed_tree, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    run_script(ROOT / "examples" / "dragons.py",
-               ["--data", str(seed_tree), "--out", str(out), "--backbone", "tiny_cnn",
-                "--fine-tune-epochs", "1"], monkeypatch)
+    run_script(
+        ROOT / "examples" / "dragons.py",
+        [
+            "--data",
+            str(seed_tree),
+            "--out",
+            str(out),
+            "--backbone",
+            "tiny_cnn",
+            "--fine-tune-epochs",
+            "1",
+        ],
+        monkeypatch,
+    )
     assert {"lr_find.png", "confidence.png", "dragons.bv"} <= {p.name for p in out.iterdir()}
     assert "fine-tuned: validation accuracy" in capsys.readouterr().out
 
 
 def test_hotdog_example_on_any_seed_layout(seed_tree, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    run_script(ROOT / "examples" / "hotdog.py",
-               ["--data", str(seed_tree), "--out", str(out), "--backbone", "tiny_cnn"], monkeypatch)
+    run_script(
+        ROOT / "examples" / "hotdog.py",
+        ["--data", str(seed_tree), "--out", str(out), "--backbone", "tiny_cnn"],
+        monkeypatch,
+    )
     assert (out / "hotdog.bv").is_file() and (out / "confidence.png").is_file()
     assert "validation accuracy" in capsys.readouterr().out
 

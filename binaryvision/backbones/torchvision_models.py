@@ -36,8 +36,12 @@ def download_weights(url: str, progress: bool = True) -> dict[str, torch.Tensor]
     file_name = os.path.basename(urlparse(url).path)
     try:
         return torch.hub.load_state_dict_from_url(
-            url, model_dir=str(cache_dir), map_location="cpu", progress=progress,
-            check_hash=True, weights_only=True,  # a weights file never runs code
+            url,
+            model_dir=str(cache_dir),
+            map_location="cpu",
+            progress=progress,
+            check_hash=True,
+            weights_only=True,  # a weights file never runs code
         )
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         raise WeightsNotFoundError(
@@ -63,8 +67,13 @@ class TorchvisionBackbone(Backbone):
         Preprocessing taken from the weights' own transforms.
     """
 
-    def __init__(self, features: nn.Module, units: list[nn.Module], num_features: int,
-                 data_config: DataConfig) -> None:
+    def __init__(
+        self,
+        features: nn.Module,
+        units: list[nn.Module],
+        num_features: int,
+        data_config: DataConfig,
+    ) -> None:
         super().__init__()
         self.features = features
         self._units = units
@@ -84,8 +93,13 @@ class TorchvisionBackbone(Backbone):
 def _data_config(weights_enum: torchvision.models.WeightsEnum) -> DataConfig:
     t = weights_enum.transforms()
     crop, resize = t.crop_size[0], t.resize_size[0]
-    return DataConfig(input_size=crop, mean=tuple(t.mean), std=tuple(t.std),
-                      interpolation=t.interpolation.value, crop_pct=crop / resize)
+    return DataConfig(
+        input_size=crop,
+        mean=tuple(t.mean),
+        std=tuple(t.std),
+        interpolation=t.interpolation.value,
+        crop_pct=crop / resize,
+    )
 
 
 def _adapter(name: str, split: Callable[[nn.Module], tuple[nn.Module, list[nn.Module], int]]):
@@ -103,7 +117,9 @@ def _adapter(name: str, split: Callable[[nn.Module], tuple[nn.Module, list[nn.Mo
         backbone.pretrained = pretrained or weights is not None
         return backbone
 
-    factory.__doc__ = f"torchvision {name} with weights {weights_enum_name(name)} (downloaded once)."
+    factory.__doc__ = (
+        f"torchvision {name} with weights {weights_enum_name(name)} (downloaded once)."
+    )
     return factory
 
 
