@@ -34,10 +34,10 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
+        write(tmp)
         umask = os.umask(0)  # mkstemp makes 0600 files; give the model the usual permissions
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
