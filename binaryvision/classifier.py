@@ -449,6 +449,12 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         )
         return train_loader, valid_loader
 
+    def _phase_callbacks(self, history: History, valid_loader: Any) -> list:
+        """History always; early stopping first (it restores weights) when there is validation."""
+        if self.early_stopping and valid_loader is not None:
+            return [EarlyStopping("valid_loss", patience=self.patience), history]
+        return [history]
+
     def _fit_head(self, model, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed):
         head = _Head(model.head)
         train_loader, valid_loader = self._head_loaders(
@@ -458,9 +464,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lr, total_steps=self.epochs * len(train_loader)
         )
-        callbacks: list = [history]
-        if self.early_stopping and valid_loader is not None:
-            callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
+        callbacks = self._phase_callbacks(history, valid_loader)
         trainer.fit(
             head,
             train_loader,
@@ -521,9 +525,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 ),
                 trainer.resolved_inference_batch_size(),
             )
-        callbacks: list = [history]
-        if self.early_stopping and valid_loader is not None:
-            callbacks.insert(0, EarlyStopping("valid_loss", patience=self.patience))
+        callbacks = self._phase_callbacks(history, valid_loader)
         trainer.fit(
             model,
             loader,
