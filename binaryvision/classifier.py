@@ -8,7 +8,8 @@ import dataclasses
 import hashlib
 import numbers
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,34 @@ from torch import nn
 
 from . import _version
 from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
+from .calibration import (
+    CALIBRATION_METHODS,
+    Calibrator,
+    conformal_quantile,
+    conformal_scores,
+    prediction_sets,
+    sigmoid,
+)
 from .callbacks import EarlyStopping, History
 from .data import ImageDataset, ImageSet, as_image_set, check_two_classes, split_fit_data
-from .exceptions import InvalidParameterError, ModelFileError, NotFittedError
+from .exceptions import (
+    BinaryVisionWarning,
+    DataWarning,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+)
 from .lr_finder import SUGGESTERS, LRFindResult, lr_range_test
+from .metrics import (
+    EvaluationReport,
+    ThresholdChoice,
+    brier_score,
+    check_threshold_rule,
+    choose_threshold,
+    expected_calibration_error,
+)
 from .training import BinaryModel, Trainer, _Head, fuse_for_inference
-from .transforms import AUGMENT_PRESETS, Transforms, build_transforms
+from .transforms import AUGMENT_PRESETS, Transforms, TTAView, build_transforms, tta_views
 
 __all__ = ["ImageBinaryClassifier"]
 
@@ -82,9 +105,33 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         the best weights.
     patience : int, default=3
         Epochs without improvement before early stopping.
-    threshold : float, default=0.5
-        Probability of the positive class (``classes_[1]``) from which :meth:`predict`
-        answers positive.
+    threshold : float, str or dict, default=0.5
+        The operating point: :meth:`predict` answers ``positive_class`` when its
+        calibrated probability is at least ``threshold_``. A float is used as it is; a
+        rule is tuned on the validation images after training: ``"f1"`` (balance
+        precision and recall), ``"youden"`` (maximise sensitivity + specificity, fair to
+        both classes), ``{"precision": 0.95}`` (the lowest threshold whose precision
+        reaches the target: as many positives found as that precision allows),
+        ``{"recall": 0.9}`` (the highest threshold that still finds 90% of positives) or
+        ``{"fp_cost": 1, "fn_cost": 5}`` (minimise the total cost of mistakes). When a
+        target cannot be reached a :class:`~binaryvision.BinaryVisionWarning` says so and
+        ``threshold_choice_.message`` explains. See :mod:`binaryvision.metrics`.
+    calibration : {"temperature", "platt", "isotonic"} or None, default="temperature"
+        How the validation images calibrate the probabilities after training (see
+        :mod:`binaryvision.calibration`): one temperature (safe default), Platt scaling
+        (also corrects a shifted base rate) or isotonic regression (needs hundreds of
+        validation images). ``None`` keeps the raw sigmoid. Needs validation images:
+        with ``valid_size=0`` nothing is calibrated.
+    positive_class : label, optional
+        The class whose probability the threshold, precision, recall and the logit refer
+        to; default ``classes_[1]`` (the second in sorted order). ``predict_proba``
+        columns stay in ``classes_`` order whatever this is.
+    class_weight : "balanced", dict or None, default=None
+        Weight the loss by class: ``"balanced"`` weights each class inversely to its
+        frequency in the training split (a ``pos_weight`` of ``n_negative / n_positive``
+        in the loss), so a rare class is not ignored; a dict maps each of the two labels
+        to its weight. Use it when one class is much rarer, then read balanced accuracy
+        and PR-AUC (see :meth:`evaluate`).
     trainer : Trainer, optional
         Engineering settings (device, precision, workers, callbacks). Default
         ``Trainer()``: CUDA if available, else CPU.
@@ -97,15 +144,32 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : numpy.ndarray of shape (2,)
-        The class labels, sorted; ``classes_[1]`` is the positive class and the column
-        order of :meth:`predict_proba`.
+        The class labels, sorted: the column order of :meth:`predict_proba`.
+    positive_class_ : label
+        The positive class (``positive_class`` or ``classes_[1]``).
     model_ : BinaryModel
         The trained network (backbone and head), in eval mode, on the CPU.
     history_ : list of dict
         One entry per epoch: phase, epoch, train_loss, valid_loss, valid_accuracy, lr,
         seconds.
     threshold_ : float
-        The decision threshold used by :meth:`predict`.
+        The decision threshold on the calibrated probability of ``positive_class_``,
+        used by :meth:`predict` (tuned when ``threshold`` is a rule).
+    threshold_choice_ : ThresholdChoice or None
+        How ``threshold_`` was chosen: rule, whether a target was met, the value reached
+        on the validation images, and a message. None without validation images.
+    calibrator_ : Calibrator or None
+        The fitted calibration map, applied by :meth:`predict_proba`.
+    calibration_report_ : dict or None
+        On the validation images: ``n_images``, ``method``, ``ece_before``,
+        ``ece_after``, ``brier_before``, ``brier_after`` (ECE with 15 equal-width bins).
+        Measured on the images the calibrator was fitted on, so optimistic: evaluate on
+        other images with :meth:`evaluate`.
+    conformal_scores_ : numpy.ndarray or None
+        Sorted nonconformity scores of the validation images, used by
+        :meth:`predict_set`.
+    class_counts_ : dict
+        Number of training images per class (training split only).
     lr_ : float
         The head learning rate actually used (differs from ``lr`` when it is ``"auto"``).
     data_config_ : DataConfig
@@ -140,7 +204,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         valid_size: float = 0.2,
         early_stopping: bool = True,
         patience: int = 3,
-        threshold: float = 0.5,
+        threshold: float | str | dict = 0.5,
+        calibration: str | None = "temperature",
+        positive_class: Any = None,
+        class_weight: str | dict | None = None,
         trainer: Trainer | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 1,
@@ -162,6 +229,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.patience = patience
         self.threshold = threshold
+        self.calibration = calibration
+        self.positive_class = positive_class
+        self.class_weight = class_weight
         self.trainer = trainer
         self.random_state = random_state
         self.verbose = verbose
@@ -199,7 +269,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             ("weight_decay", 0, 10),
             ("dropout", 0, 0.99),
             ("layer_lr_ratio", 1e-6, 1),
-            ("threshold", 0, 1),
         ):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not low <= value <= high:
@@ -210,6 +279,22 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             or (not is_int(self.valid_size) and self.valid_size >= 1)
         ):
             fail("valid_size", "a fraction in [0, 1) or an int count of images")
+        check_threshold_rule(self.threshold, f"{type(self).__name__}(threshold=...)")
+        if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
+            fail("calibration", f"one of {CALIBRATION_METHODS} or None")
+        if self.class_weight is not None and self.class_weight != "balanced":
+            weights = self.class_weight
+            if not (
+                isinstance(weights, Mapping)
+                and len(weights) == 2
+                and all(
+                    isinstance(w, numbers.Real) and not isinstance(w, bool) and 0 < w < np.inf
+                    for w in weights.values()
+                )
+            ):
+                fail(
+                    "class_weight", "None, 'balanced' or a dict {label: weight > 0} of both classes"
+                )
         if not is_int(self.patience) or self.patience < 1:
             fail("patience", "an int >= 1")
         if self.trainer is not None and not isinstance(self.trainer, Trainer):
@@ -277,7 +362,49 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"y holds labels {unknown} that are not among the fitted classes "
                 f"{list(self.classes_)}."
             )
-        return (labels == self.classes_[1]).astype(np.float32)
+        return self._is_positive(labels).astype(np.float32)
+
+    def _is_positive(self, labels: np.ndarray) -> np.ndarray:
+        pos = self.positive_class_
+        return np.array([v == pos or str(v) == str(pos) for v in labels.tolist()], dtype=bool)
+
+    @staticmethod
+    def _match_class(value: Any, classes: np.ndarray, name: str) -> Any:
+        """The element of ``classes`` equal to ``value`` (or to its str form)."""
+        for c in classes:
+            if c == value or str(c) == str(value):
+                return c
+        raise InvalidParameterError(
+            f"{name} must be one of the classes {list(classes)}; got {value!r}."
+        )
+
+    def _pos_weight(self, y_train: torch.Tensor) -> float | None:
+        """``pos_weight`` of the loss from ``class_weight`` (None when unweighted)."""
+        if self.class_weight is None:
+            return None
+        if self.class_weight == "balanced":
+            n_pos = float(y_train.sum())
+            return (len(y_train) - n_pos) / max(n_pos, 1.0)
+        weights = {
+            self._match_class(k, self.classes_, f"{type(self).__name__}(class_weight=...) key"): w
+            for k, w in self.class_weight.items()
+        }
+        if len(weights) != 2:
+            raise InvalidParameterError(
+                f"{type(self).__name__}(class_weight=...) must give a weight to both classes "
+                f"{list(self.classes_)}; got {self.class_weight!r}."
+            )
+        pos = self._pos_index()
+        return float(weights[self.classes_[pos]]) / float(weights[self.classes_[1 - pos]])
+
+    def _pos_index(self) -> int:
+        """Column of ``positive_class_`` in ``classes_`` (and in :meth:`predict_proba`)."""
+        return 0 if self._is_positive(self.classes_[:1])[0] else 1
+
+    def _loss(self, trainer: Trainer) -> nn.Module:
+        pos_weight = getattr(self, "_pos_weight_value", None)
+        weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
+        return nn.BCEWithLogitsLoss(pos_weight=weight).to(trainer.resolved_device())
 
     # ------------------------------------------------------------------ feature cache
     def _cache(self) -> dict:
@@ -303,21 +430,30 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         transforms: Transforms,
         trainer: Trainer,
         desc: str,
+        view: str = "identity",
     ) -> torch.Tensor:
-        """Backbone features of ``items`` (eval transform), computed once per image."""
+        """Backbone features of ``items`` (eval transform, then the TTA ``view``), cached."""
         cache = self._cache()
-        keys = [(model_key, self._item_key(item)) for item in items]
+        view_key = model_key if view == "identity" else (model_key, view)
+        keys = [(view_key, self._item_key(item)) for item in items]
         missing = [i for i, k in enumerate(keys) if k not in cache]
         if missing:
             fast = self._fused_backbone(backbone, model_key)
             dataset = ImageDataset(
-                [items[i] for i in missing], None, transforms.eval, min_size=transforms.decode_size
+                [items[i] for i in missing],
+                None,
+                self._view_transform(transforms, view),
+                min_size=transforms.decode_size,
             )
             loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
             features = trainer.predict_logits(fast, loader, desc=desc)
             for i, f in zip(missing, features):
                 cache[keys[i]] = f
         return torch.stack([cache[k] for k in keys])
+
+    @staticmethod
+    def _view_transform(transforms: Transforms, view: str) -> Any:
+        return transforms.eval if view == "identity" else TTAView(transforms.eval, view)
 
     def _fused_backbone(self, backbone: Backbone, model_key: tuple) -> nn.Module:
         fused = getattr(self, "_fused", None)
@@ -371,14 +507,28 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         classes = check_two_classes(all_labels, data.source)
         if data.valid is not None:
             check_two_classes(data.valid.labels, data.valid.source)
+        positive = self._match_class(
+            classes[1] if self.positive_class is None else self.positive_class,
+            classes,
+            f"{type(self).__name__}(positive_class=...)",
+        )
         seed = self._seed()
         train, valid = split_fit_data(data, self.valid_size, seed)
+        if valid is None and not isinstance(self.threshold, numbers.Real):
+            raise InvalidParameterError(
+                f"{type(self).__name__}(threshold={self.threshold!r}) is tuned on validation "
+                "images, and there are none (valid_size=0). Set valid_size > 0, add a valid/ "
+                "folder, or use a float threshold."
+            )
         for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, name)  # refitting forgets the previous fit
         self.classes_ = classes
+        self.positive_class_ = positive
         trainer = self._make_trainer()
         y_train = torch.from_numpy(self._targets(train.labels))
         y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
+        self._check_balance(train.labels)
+        self._pos_weight_value = self._pos_weight(y_train)
         history = History()
         with self._local_rng(trainer, seed):  # seeds stay local to this fit
             backbone = self._make_backbone()
@@ -428,7 +578,61 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.n_train_ = len(train)
         self.n_valid_ = 0 if valid is None else len(valid)
         self._predict_key = model_key if self.fine_tune_epochs == 0 else None
+        self._calibrate(valid, y_valid)
         return self
+
+    def _check_balance(self, labels: np.ndarray) -> None:
+        """Record the class counts; warn when the minority class is tiny."""
+        counts = {
+            c: int(n) for c, n in zip(self.classes_, [(labels == c).sum() for c in self.classes_])
+        }
+        self.class_counts_ = {(c.item() if hasattr(c, "item") else c): n for c, n in counts.items()}
+        minority = min(counts, key=counts.get)
+        n_min, n = counts[minority], sum(counts.values())
+        if n_min < 5 or n_min < 0.05 * n:
+            hint = (
+                ""
+                if self.class_weight is not None
+                else " Consider class_weight='balanced', and read balanced accuracy and PR-AUC."
+            )
+            warnings.warn(
+                f"Only {n_min} of the {n} training images are {minority!r} "
+                f"({100 * n_min / n:.1f}%): the model may learn to ignore that class, and "
+                f"its metrics will be noisy. Add images of {minority!r} if you can.{hint}",
+                DataWarning,
+                stacklevel=3,
+            )
+
+    def _calibrate(self, valid: ImageSet | None, y_valid: torch.Tensor | None) -> None:
+        """Fit the calibrator, tune the threshold and keep conformal scores (validation images)."""
+        self.calibrator_ = None
+        self.calibration_report_ = None
+        self.conformal_scores_ = None
+        self.threshold_choice_ = None
+        self.threshold_ = float(self.threshold) if isinstance(self.threshold, numbers.Real) else 0.5
+        if valid is None:
+            return
+        z = self._raw_logits(valid.items)[0]
+        y = y_valid.numpy().astype(int)
+        if self.calibration is not None and len(np.unique(y)) == 2:
+            self.calibrator_ = Calibrator(self.calibration).fit(z, y)
+        raw, p = sigmoid(z), self._calibrated(z)
+        self.calibration_report_ = {
+            "n_images": len(y),
+            "method": None if self.calibrator_ is None else self.calibration,
+            "ece_before": expected_calibration_error(y, raw),
+            "ece_after": expected_calibration_error(y, p),
+            "brier_before": brier_score(y, raw),
+            "brier_after": brier_score(y, p),
+        }
+        choice = choose_threshold(y, p, self.threshold)
+        if not choice.met:
+            warnings.warn(
+                BinaryVisionWarning(f"threshold={self.threshold!r}: {choice.message}"), stacklevel=3
+            )
+        self.threshold_choice_ = choice
+        self.threshold_ = choice.threshold
+        self.conformal_scores_ = conformal_scores(y, p)
 
     def _head_loaders(self, f_train, y_train, f_valid, y_valid, trainer, seed):
         generator = torch.Generator().manual_seed(seed)
@@ -472,7 +676,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             optimizer,
             scheduler,
             self.epochs,
-            nn.BCEWithLogitsLoss(),
+            self._loss(trainer),
             phase="head",
             callbacks=callbacks,
         )
@@ -533,7 +737,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             optimizer,
             scheduler,
             self.fine_tune_epochs,
-            nn.BCEWithLogitsLoss(),
+            self._loss(trainer),
             phase="fine_tune",
             callbacks=callbacks,
         )
@@ -613,25 +817,67 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             )
             return lr_range_test(trainer, model, loader, optimizer, nn.BCEWithLogitsLoss(), **sweep)
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Logit of the positive class ``classes_[1]`` for each image, shape ``(n,)``."""
+    def _raw_logits(self, items: list, tta: int = 0) -> np.ndarray:
+        """Uncalibrated logits of ``positive_class_``, one row per TTA view: ``(views, n)``."""
+        trainer = self._make_trainer()
+        rows = []
+        for view in tta_views(tta):
+            desc = "features" if view == "identity" else f"features ({view})"
+            if self._predict_key is not None:
+                features = self._features(
+                    self.model_.backbone,
+                    self._predict_key,
+                    items,
+                    self.transforms_,
+                    trainer,
+                    desc,
+                    view=view,
+                )
+                with torch.inference_mode():
+                    logits = _Head(self.model_.head).eval()(features)
+            else:
+                dataset = ImageDataset(
+                    items,
+                    None,
+                    self._view_transform(self.transforms_, view),
+                    min_size=self.transforms_.decode_size,
+                )
+                loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+                logits = trainer.predict_logits(self._fused_backbone_model(), loader, desc=desc)
+            rows.append(logits.double().numpy().reshape(-1))
+        return np.stack(rows)
+
+    def _calibrated(self, logits: np.ndarray) -> np.ndarray:
+        if getattr(self, "calibrator_", None) is None:
+            return sigmoid(logits)
+        return self.calibrator_.transform(logits)
+
+    def _positive_proba(self, X: Any, tta: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated P(positive), its spread over TTA views, and the mean raw logit."""
         self._check_fitted()
         data = as_image_set(X)
-        trainer = self._make_trainer()
-        if self._predict_key is not None:
-            backbone = self.model_.backbone
-            features = self._features(
-                backbone, self._predict_key, data.items, self.transforms_, trainer, "features"
-            )
-            with torch.inference_mode():
-                logits = _Head(self.model_.head).eval()(features)
-        else:
-            dataset = ImageDataset(
-                data.items, None, self.transforms_.eval, min_size=self.transforms_.decode_size
-            )
-            loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
-            logits = trainer.predict_logits(self._fused_backbone_model(), loader)
-        return logits.double().numpy()
+        logits = self._raw_logits(data.items, tta)
+        mean = logits.mean(axis=0)
+        spread = self._calibrated(logits).std(axis=0) if len(logits) > 1 else np.zeros_like(mean)
+        return self._calibrated(mean), spread, mean
+
+    def _columns(self, p_pos: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` probabilities in ``classes_`` order from P(positive)."""
+        out = np.empty((len(p_pos), 2))
+        pos = self._pos_index()
+        out[:, pos], out[:, 1 - pos] = p_pos, 1.0 - p_pos
+        return out
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Uncalibrated logit of ``classes_[1]`` for each image, shape ``(n,)``.
+
+        Follows scikit-learn: larger means more ``classes_[1]``, whatever
+        ``positive_class`` is. Ranking metrics (ROC-AUC) can use it directly; for
+        probabilities use :meth:`predict_proba`, which is calibrated.
+        """
+        self._check_fitted()
+        logits = self._raw_logits(as_image_set(X).items)[0]
+        return logits if self._pos_index() == 1 else -logits
 
     def _fused_backbone_model(self) -> nn.Module:
         fused = getattr(self, "_fused_model", None)
@@ -639,28 +885,172 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             self._fused_model = (self.model_, fuse_for_inference(self.model_))
         return self._fused_model[1]
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
+    def predict_proba(
+        self, X: Any, *, tta: int = 0, return_std: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Calibrated class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
 
         Parameters
         ----------
         X : str, path, list or numpy.ndarray
             A folder (flat, or with class subfolders), one image path, a list of paths or
             PIL images, or a uint8 array ``(n, H, W, 3)``.
+        tta : int, default=0
+            Test-time augmentation: average the logits of this many deterministic views
+            (identity, horizontal flip, central zoom, zoom + flip, four corner crops; see
+            :data:`binaryvision.transforms.TTA_VIEWS`) before calibrating. 0 or 1: none.
+            Costs one backbone pass per view.
+        return_std : bool, default=False
+            Also return, per image, the standard deviation of the calibrated
+            positive-class probability across the views: an uncertainty signal (zero
+            when ``tta <= 1``).
 
         Returns
         -------
-        numpy.ndarray
-            Rows sum to 1; column 1 is the probability of ``classes_[1]``.
+        numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+            Rows sum to 1; with ``return_std``, also the spread of shape ``(n,)``.
         """
-        logits = self.decision_function(X)
-        p1 = 1.0 / (1.0 + np.exp(-logits))
-        return np.column_stack([1.0 - p1, p1])
+        p, spread, _ = self._positive_proba(X, tta)
+        proba = self._columns(p)
+        return (proba, spread) if return_std else proba
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted class label per image: ``classes_[1]`` where its probability >= ``threshold_``."""
-        p1 = self.predict_proba(X)[:, 1]
-        return self.classes_[(p1 >= self.threshold_).astype(int)]
+    def predict(
+        self,
+        X: Any,
+        *,
+        tta: int = 0,
+        coverage: float | None = None,
+        uncertain_label: Any = "uncertain",
+    ) -> np.ndarray:
+        """Predicted label per image: ``positive_class_`` where its probability >= ``threshold_``.
+
+        Parameters
+        ----------
+        X
+            Images, as for :meth:`predict_proba`.
+        tta : int, default=0
+            Test-time views to average (see :meth:`predict_proba`).
+        coverage : float, optional
+            Abstain: images whose conformal prediction set at this coverage holds both
+            labels (see :meth:`predict_set`) get ``uncertain_label`` instead of a class.
+        uncertain_label : default="uncertain"
+            The value returned for abstentions.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,)
+            Class labels (an object array holding ``uncertain_label`` too when
+            ``coverage`` is given).
+        """
+        p, _, _ = self._positive_proba(X, tta)
+        positive = p >= self.threshold_
+        pos = self._pos_index()
+        labels = self.classes_[np.where(positive, pos, 1 - pos)]
+        if coverage is None:
+            return labels
+        labels = labels.astype(object)
+        labels[self._prediction_sets(p, coverage).all(axis=1)] = uncertain_label
+        return labels
+
+    def _prediction_sets(self, p_pos: np.ndarray, coverage: float) -> np.ndarray:
+        """Membership ``(n, 2)`` in ``classes_`` order."""
+        if getattr(self, "conformal_scores_", None) is None:
+            raise InvalidParameterError(
+                "Prediction sets need validation images kept from fit, and this model has none "
+                "(it was fitted with valid_size=0, or loaded from an older file). Refit with "
+                "valid_size > 0 or a valid/ folder."
+            )
+        n = len(self.conformal_scores_)
+        q = conformal_quantile(self.conformal_scores_, coverage)
+        if not np.isfinite(q):
+            warnings.warn(
+                BinaryVisionWarning(
+                    f"coverage={coverage} needs at least {int(np.ceil(coverage / (1 - coverage)))} "
+                    f"validation images and the model kept {n}: every prediction set holds both "
+                    "labels. Lower coverage or fit with more validation images."
+                ),
+                stacklevel=3,
+            )
+        member = prediction_sets(p_pos, q)  # columns: negative, positive
+        return member if self._pos_index() == 1 else member[:, ::-1]
+
+    def predict_set(
+        self, X: Any, coverage: float = 0.9, *, tta: int = 0, return_mask: bool = False
+    ) -> list | np.ndarray:
+        """Split-conformal prediction sets: the labels each image plausibly has.
+
+        With probability at least ``coverage``, a new image's true label is in its set
+        (marginally over images like the validation ones, which the model kept from
+        :meth:`fit`; Vovk et al., Angelopoulos & Bates). A set with both labels means the
+        model cannot tell at that coverage: abstain, or ask a person. Sets are never
+        empty (the most probable label is always in). The guarantee is for ``tta=0``,
+        the setting the validation scores were computed with.
+
+        Parameters
+        ----------
+        X
+            Images, as for :meth:`predict_proba`.
+        coverage : float, default=0.9
+            Target probability that the set holds the true label, in (0, 1). Higher
+            coverage means more two-label sets.
+        tta : int, default=0
+            Test-time views to average.
+        return_mask : bool, default=False
+            Return a boolean ``(n, 2)`` membership array in ``classes_`` order instead
+            of a list of sets.
+
+        Returns
+        -------
+        list of set or numpy.ndarray
+            ``[{"hotdog"}, {"hotdog", "not_hotdog"}, ...]`` or the mask.
+        """
+        p, _, _ = self._positive_proba(X, tta)
+        member = self._prediction_sets(p, coverage)
+        if return_mask:
+            return member
+        return [{c for c, m in zip(self.classes_.tolist(), row) if m} for row in member]
+
+    def evaluate(
+        self, X: Any, y: Any = None, *, tta: int = 0, coverage: float | None = None
+    ) -> EvaluationReport:
+        """Every binary metric on labelled images, in one report.
+
+        Accuracy, balanced accuracy, precision, recall, F1, MCC, ROC-AUC, average
+        precision (PR-AUC), log loss, Brier score, ECE (15 bins, before and after
+        calibration), the confusion matrix at ``threshold_`` and, with ``coverage``, the
+        number of abstentions. All computed by :mod:`sklearn.metrics`.
+
+        Parameters
+        ----------
+        X, y
+            Labelled images, as for :meth:`score`. Use images the model did not see in
+            :meth:`fit` (neither for training nor as validation) for honest figures.
+        tta : int, default=0
+            Test-time views to average.
+        coverage : float, optional
+            Also count abstentions of conformal sets at this coverage.
+
+        Returns
+        -------
+        EvaluationReport
+            ``print(report)`` for a summary; ``report.to_dict()``; attributes per metric
+            (``report.roc_auc``); ``report.plot_reliability()`` and the other plots.
+        """
+        self._check_fitted()
+        data, labels = self._labelled(X, y)
+        targets = self._targets(labels).astype(int)
+        p, _, mean_logit = self._positive_proba(data.items, tta)
+        pos = self._pos_index()
+        abstained = None if coverage is None else self._prediction_sets(p, coverage).all(axis=1)
+        return EvaluationReport(
+            classes=[str(self.classes_[1 - pos]), str(self.classes_[pos])],
+            y_true=targets,
+            y_prob=p,
+            threshold=self.threshold_,
+            y_prob_uncalibrated=None if self.calibrator_ is None else sigmoid(mean_logit),
+            abstained=abstained,
+            coverage=coverage,
+        )
 
     def _labelled(self, X: Any, y: Any) -> tuple[ImageSet, np.ndarray]:
         data = as_image_set(X, y)
@@ -745,15 +1135,27 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         params = {
             k: v
             for k, v in self.get_params().items()
-            if isinstance(v, (str, int, float, bool, type(None)))
+            if isinstance(v, (str, int, float, bool, type(None), dict))
         }
         params.pop("trainer", None)
         meta = {
             "library_version": _version.__version__,
             "torch_version": torch.__version__,
             "backbone": self.backbone_name_,
-            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "classes": [_plain(c) for c in self.classes_],
             "threshold": self.threshold_,
+            "positive_class": _plain(self.positive_class_),
+            "calibration": None if self.calibrator_ is None else self.calibrator_.to_dict(),
+            "calibration_report": self.calibration_report_,
+            "conformal_scores": (
+                None if self.conformal_scores_ is None else self.conformal_scores_.tolist()
+            ),
+            "threshold_choice": (
+                None
+                if self.threshold_choice_ is None
+                else dataclasses.asdict(self.threshold_choice_)
+            ),
+            "class_counts": {str(k): v for k, v in self.class_counts_.items()},
             "data_config": self.data_config_.to_dict(),
             "params": params,
             "history": self.history_,
@@ -813,6 +1215,17 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         clf.model_ = model
         clf.classes_ = np.array(meta["classes"], dtype=object)
         clf.threshold_ = float(meta["threshold"])
+        clf.positive_class_ = cls._match_class(
+            meta.get("positive_class", clf.classes_[1]), clf.classes_, "positive_class"
+        )
+        calibration = meta.get("calibration")
+        clf.calibrator_ = None if calibration is None else Calibrator.from_dict(calibration)
+        clf.calibration_report_ = meta.get("calibration_report")
+        scores = meta.get("conformal_scores")
+        clf.conformal_scores_ = None if scores is None else np.asarray(scores, dtype=float)
+        choice = meta.get("threshold_choice")
+        clf.threshold_choice_ = None if choice is None else ThresholdChoice(**choice)
+        clf.class_counts_ = dict(meta.get("class_counts", {}))
         clf.history_ = list(meta.get("history", []))
         clf.lr_ = float(meta.get("lr", float("nan")))
         clf.data_config_ = module.data_config
@@ -833,3 +1246,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         """Whether :meth:`fit` (or :meth:`load`) has run."""
         return hasattr(self, "model_")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON can hold."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,192 @@
+"""Probability calibration and split-conformal prediction sets.
+
+A network's sigmoid output is a score, not a frequency: "0.9" is rarely right nine
+times in ten. :class:`~binaryvision.ImageBinaryClassifier` fits a calibrator on the
+held-out validation logits after training, and keeps those images' scores for
+conformal prediction sets. Which calibrator, in plain words:
+
+``"temperature"`` (default)
+    One number ``T``: ``p = sigmoid(logit / T)``. Fixes over- and under-confidence
+    without ever changing which side of 0.5 an image falls on, and cannot overfit a
+    small validation set. The right choice almost always (Guo et al., 2017).
+``"platt"``
+    Two numbers: ``p = sigmoid(a * logit + b)`` (:class:`sklearn.linear_model.LogisticRegression`).
+    Also corrects a shifted base rate, for instance after training with
+    ``class_weight="balanced"`` when you want probabilities of the real frequencies.
+``"isotonic"``
+    Any increasing map (:class:`sklearn.isotonic.IsotonicRegression`). Most flexible;
+    needs a few hundred validation images or it overfits into steps.
+``None``
+    The raw sigmoid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .exceptions import InvalidParameterError, ModelFileError
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "Calibrator",
+    "conformal_quantile",
+    "conformal_scores",
+    "make_calibrator",
+    "prediction_sets",
+    "sigmoid",
+]
+
+CALIBRATION_METHODS = ("temperature", "platt", "isotonic")
+_T_BOUNDS = (0.05, 20.0)
+
+
+def sigmoid(z: Any) -> np.ndarray:
+    """The logistic function, computed without overflow for large logits."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))  # overflow-free
+
+
+class Calibrator:
+    """Maps positive-class logits to calibrated probabilities.
+
+    Parameters
+    ----------
+    method : {"temperature", "platt", "isotonic"}
+        See the module docstring.
+
+    Attributes
+    ----------
+    params_ : dict
+        The fitted parameters (JSON-serialisable): ``temperature``; ``slope`` and
+        ``intercept``; or the isotonic ``x`` and ``y`` knots on the probability scale.
+    """
+
+    def __init__(self, method: str = "temperature") -> None:
+        if method not in CALIBRATION_METHODS:
+            raise InvalidParameterError(
+                f"calibration must be one of {CALIBRATION_METHODS} or None; got {method!r}."
+            )
+        self.method = method
+        self.params_: dict[str, Any] = {}
+
+    def fit(self, logits: Any, y: Any) -> Calibrator:
+        """Fit on held-out logits of the positive class and their 0/1 labels."""
+        z = np.asarray(logits, dtype=float).ravel()
+        y = np.asarray(y, dtype=float).ravel()
+        if len(z) == 0 or len(np.unique(y)) < 2:
+            raise InvalidParameterError(
+                f"calibration={self.method!r} needs held-out images of both classes; got "
+                f"{len(z)} images with labels {sorted(set(y.astype(int).tolist()))}."
+            )
+        if self.method == "temperature":
+            from scipy.optimize import minimize_scalar
+
+            def nll(log_t: float) -> float:
+                s = z / math.exp(log_t)
+                # log(1 + e^s) - y*s, written stably
+                return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+            bounds = (math.log(_T_BOUNDS[0]), math.log(_T_BOUNDS[1]))
+            result = minimize_scalar(nll, bounds=bounds, method="bounded")
+            self.params_ = {"temperature": float(math.exp(result.x))}
+        elif self.method == "platt":
+            from sklearn.linear_model import LogisticRegression
+
+            # C large: plain maximum likelihood, as Platt's method is
+            model = LogisticRegression(C=1e6).fit(z[:, None], y.astype(int))
+            self.params_ = {
+                "slope": float(model.coef_[0, 0]),
+                "intercept": float(model.intercept_[0]),
+            }
+        else:
+            from sklearn.isotonic import IsotonicRegression
+
+            model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            model.fit(sigmoid(z), y)
+            self.params_ = {
+                "x": model.X_thresholds_.tolist(),
+                "y": model.y_thresholds_.tolist(),
+            }
+        return self
+
+    def transform(self, logits: Any) -> np.ndarray:
+        """Calibrated probabilities of the positive class for ``logits``."""
+        z = np.asarray(logits, dtype=float)
+        if self.method == "temperature":
+            return sigmoid(z / self.params_["temperature"])
+        if self.method == "platt":
+            return sigmoid(self.params_["slope"] * z + self.params_["intercept"])
+        # the same piecewise-linear interpolation IsotonicRegression.predict does
+        return np.interp(sigmoid(z), self.params_["x"], self.params_["y"])
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable state, for model files."""
+        return {"method": self.method, **self.params_}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Calibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
+        state = dict(state)
+        try:
+            calibrator = cls(state.pop("method"))
+            needed = {
+                "temperature": {"temperature"},
+                "platt": {"slope", "intercept"},
+                "isotonic": {"x", "y"},
+            }[calibrator.method]
+        except (KeyError, InvalidParameterError) as exc:
+            raise ModelFileError(f"The model file's calibration entry is invalid: {exc}") from None
+        if set(state) != needed:
+            raise ModelFileError(
+                f"The model file's {calibrator.method!r} calibration needs {sorted(needed)}; "
+                f"found {sorted(state)}."
+            )
+        calibrator.params_ = state
+        return calibrator
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.params_.items() if not isinstance(v, list)}
+        return f"Calibrator({self.method!r}, {shown})"
+
+
+def make_calibrator(method: str | None) -> Calibrator | None:
+    """A fresh :class:`Calibrator`, or None for ``method=None``."""
+    return None if method is None else Calibrator(method)
+
+
+# ---------------------------------------------------------------------- conformal sets
+def conformal_scores(y_true: Any, y_prob: Any) -> np.ndarray:
+    """Nonconformity scores ``1 - P(true label)`` of held-out images, sorted ascending."""
+    y = np.asarray(y_true, dtype=int).ravel()
+    p = np.asarray(y_prob, dtype=float).ravel()
+    return np.sort(np.where(y == 1, 1.0 - p, p))
+
+
+def conformal_quantile(scores: Any, coverage: float) -> float:
+    """The split-conformal score threshold for ``coverage`` (Vovk; Angelopoulos & Bates).
+
+    With ``n`` calibration scores, the ``ceil((n + 1) * coverage)``-th smallest. When
+    that rank exceeds ``n`` there are too few calibration images for the coverage
+    asked: the threshold is ``inf`` and every prediction set holds both labels.
+    """
+    if not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
+        raise InvalidParameterError(f"coverage must be a float in (0, 1); got {coverage!r}.")
+    scores = np.sort(np.asarray(scores, dtype=float))
+    k = math.ceil((len(scores) + 1) * coverage)
+    return float("inf") if k > len(scores) else float(scores[k - 1])
+
+
+def prediction_sets(y_prob: Any, quantile: float) -> np.ndarray:
+    """Boolean membership ``(n, 2)``: column ``j`` says whether class ``j`` is in the set.
+
+    A label is in an image's set when ``1 - P(label) <= quantile``. The most probable
+    label is always included, so no set is empty (this can only raise coverage, so the
+    guarantee holds).
+    """
+    p1 = np.asarray(y_prob, dtype=float).ravel()
+    probs = np.column_stack([1.0 - p1, p1])
+    member = (1.0 - probs) <= quantile
+    member[np.arange(len(p1)), (p1 >= 0.5).astype(int)] = True
+    return member
