@@ -7,6 +7,7 @@
 
 from ._version import __version__
 from .backbones import Backbone, DataConfig, create_backbone, list_backbones, register_backbone
+from .calibration import Calibrator
 from .callbacks import Callback, EarlyStopping, History, TrainState
 from .classifier import ImageBinaryClassifier
 from .data import load_image
@@ -14,6 +15,7 @@ from .exceptions import (
     BinaryVisionError,
     BinaryVisionWarning,
     DataError,
+    DataWarning,
     ImageDecodeError,
     InvalidParameterError,
     ModelFileError,
@@ -23,7 +25,15 @@ from .exceptions import (
     WeightsNotFoundError,
 )
 from .lr_finder import LRFindResult
-from .plotting import ConfidenceDisplay
+from .metrics import EvaluationReport, ThresholdChoice
+from .plotting import (
+    ConfidenceDisplay,
+    ConfusionMatrixDisplay,
+    PRCurveDisplay,
+    ReliabilityDisplay,
+    ROCCurveDisplay,
+    ThresholdDisplay,
+)
 from .training import Trainer
 from .transforms import Transforms, build_transforms
 
@@ -31,11 +41,15 @@ __all__ = [
     "Backbone",
     "BinaryVisionError",
     "BinaryVisionWarning",
+    "Calibrator",
     "Callback",
     "ConfidenceDisplay",
+    "ConfusionMatrixDisplay",
     "DataConfig",
     "DataError",
+    "DataWarning",
     "EarlyStopping",
+    "EvaluationReport",
     "History",
     "ImageBinaryClassifier",
     "ImageDecodeError",
@@ -43,6 +57,11 @@ __all__ = [
     "LRFindResult",
     "ModelFileError",
     "NotFittedError",
+    "PRCurveDisplay",
+    "ROCCurveDisplay",
+    "ReliabilityDisplay",
+    "ThresholdChoice",
+    "ThresholdDisplay",
     "Trainer",
     "TrainState",
     "TrainingError",

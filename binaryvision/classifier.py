@@ -570,7 +570,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         model.cpu().eval()
         self.model_ = model
         self.history_ = history.epochs
-        self.threshold_ = float(self.threshold)
         self.lr_ = float(lr) if lr != "auto" else float("nan")
         self.data_config_ = backbone.data_config
         self.transforms_ = transforms
@@ -1078,6 +1077,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         y: Any = None,
         *,
         n_images: int = 4,
+        tta: int = 0,
+        coverage: float | None = None,
         random_state: int | None = 0,
         ax: Any = None,
     ) -> Any:
@@ -1086,7 +1087,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         Draws the five views of the fastai tutorial (random correct, random incorrect,
         most confident correct per class, most confident wrong per class, most
         uncertain), each image titled with its probability of the positive class, plus a
-        histogram of predicted probabilities per true class.
+        histogram of predicted probabilities per true class. With ``coverage``, a view of
+        the images the model abstains on; with ``tta > 1``, titles show the spread across
+        views and a view of the images with the largest spread.
 
         Parameters
         ----------
@@ -1094,6 +1097,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             Labelled images, as for :meth:`score`.
         n_images : int
             Images per view.
+        tta : int, default=0
+            Test-time views to average (see :meth:`predict_proba`).
+        coverage : float, optional
+            Show the images whose conformal prediction set holds both labels.
         random_state : int, optional
             Seed for the two random views.
         ax : matplotlib.axes.Axes, optional
@@ -1109,15 +1116,18 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         data, labels = self._labelled(X, y)
         targets = self._targets(labels)
-        p1 = self.predict_proba(data.items)[:, 1]
+        p, spread, _ = self._positive_proba(data.items, tta)
+        pos = self._pos_index()
         display = ConfidenceDisplay(
             items=data.items,
-            probabilities=p1,
+            probabilities=p,
             targets=targets.astype(int),
-            classes=[str(c) for c in self.classes_],
+            classes=[str(self.classes_[1 - pos]), str(self.classes_[pos])],
             threshold=self.threshold_,
             n_images=n_images,
             random_state=random_state,
+            abstained=None if coverage is None else self._prediction_sets(p, coverage).all(1),
+            spread=spread if tta > 1 else None,
         )
         return display.plot(ax=ax)
 

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 THRESHOLD_RULES = ("f1", "youden")
+#: The threshold that predicts no image positive, even one at probability 1.0.
+NEVER_POSITIVE = float(np.nextafter(1.0, 2.0))
 _TARGETS = ("precision", "recall")
 _COSTS = ("fp_cost", "fn_cost")
 
@@ -234,7 +236,7 @@ def choose_threshold(y_true: Any, y_prob: Any, rule: Any) -> ThresholdChoice:
         )
     # expected cost: sweep every distinct probability (and "never positive")
     fp_cost, fn_cost = rule["fp_cost"], rule["fn_cost"]
-    candidates = np.unique(np.concatenate([y_prob, [np.nextafter(1.0, 2.0)]]))
+    candidates = np.unique(np.concatenate([y_prob, [NEVER_POSITIVE]]))
     order = np.argsort(y_prob)
     p_sorted, t_sorted = y_prob[order], y_true[order]
     below = np.searchsorted(p_sorted, candidates, side="left")  # predicted negative
@@ -242,10 +244,11 @@ def choose_threshold(y_true: Any, y_prob: Any, rule: Any) -> ThresholdChoice:
     fp = (len(t_sorted) - below) - (t_sorted.sum() - fn)
     cost = (fp_cost * fp + fn_cost * fn) / len(y_true)
     best = int(np.argmin(cost))
-    t = float(min(candidates[best], 1.0))
-    return ThresholdChoice(
-        t, rule, True, float(cost[best]), f"mean cost {cost[best]:.4g} per image"
-    )
+    t = float(candidates[best])
+    message = f"mean cost {cost[best]:.4g} per image"
+    if t == NEVER_POSITIVE:
+        message += "; cheapest is never to predict the positive class (threshold just above 1)"
+    return ThresholdChoice(t, rule, True, float(cost[best]), message)
 
 
 # ---------------------------------------------------------------------- the report
@@ -319,7 +322,7 @@ class EvaluationReport:
             "precision": m.precision_score(y, pred, zero_division=0.0),
             "recall": m.recall_score(y, pred, zero_division=0.0),
             "f1": m.f1_score(y, pred, zero_division=0.0),
-            "mcc": m.matthews_corrcoef(y, pred),
+            "mcc": _mcc(y, pred),
             "roc_auc": m.roc_auc_score(y, p) if both else float("nan"),
             "average_precision": m.average_precision_score(y, p) if both else float("nan"),
             "log_loss": m.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1]),
@@ -352,6 +355,56 @@ class EvaluationReport:
         if metrics is not None and name in metrics:
             return metrics[name]
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def plot_reliability(self, ax: Any = None, n_bins: int = 15) -> Any:
+        """Reliability diagram, before and after calibration (:class:`ReliabilityDisplay`)."""
+        from .plotting import ReliabilityDisplay
+
+        return ReliabilityDisplay.from_predictions(
+            self.y_true,
+            self.y_prob,
+            y_prob_uncalibrated=self.y_prob_uncalibrated,
+            classes=self.classes,
+            n_bins=n_bins,
+            ax=ax,
+        )
+
+    def plot_roc(self, ax: Any = None) -> Any:
+        """ROC curve with the operating point marked (:class:`ROCCurveDisplay`)."""
+        from .plotting import ROCCurveDisplay
+
+        return ROCCurveDisplay.from_predictions(
+            self.y_true, self.y_prob, classes=self.classes, threshold=self.threshold, ax=ax
+        )
+
+    def plot_precision_recall(self, ax: Any = None) -> Any:
+        """Precision-recall curve with the operating point marked (:class:`PRCurveDisplay`)."""
+        from .plotting import PRCurveDisplay
+
+        return PRCurveDisplay.from_predictions(
+            self.y_true, self.y_prob, classes=self.classes, threshold=self.threshold, ax=ax
+        )
+
+    def plot_threshold(self, ax: Any = None) -> Any:
+        """Precision, recall, F1 and balanced accuracy versus threshold (:class:`ThresholdDisplay`)."""
+        from .plotting import ThresholdDisplay
+
+        return ThresholdDisplay.from_predictions(
+            self.y_true, self.y_prob, classes=self.classes, threshold=self.threshold, ax=ax
+        )
+
+    def plot_confusion_matrix(self, ax: Any = None) -> Any:
+        """The confusion matrix at the threshold (:class:`ConfusionMatrixDisplay`)."""
+        from .plotting import ConfusionMatrixDisplay
+
+        return ConfusionMatrixDisplay.from_predictions(
+            self.y_true,
+            self.y_prob,
+            classes=self.classes,
+            threshold=self.threshold,
+            abstained=self.abstained,
+            ax=ax,
+        )
 
     def to_dict(self) -> dict:
         """The metrics as plain Python values (JSON-serialisable)."""
@@ -413,3 +466,14 @@ class EvaluationReport:
             f"EvaluationReport(n_images={m['n_images']}, accuracy={m['accuracy']:.4f}, "
             f"roc_auc={m['roc_auc']:.4f}, ece={m['ece']:.4f}, threshold={m['threshold']:.3f})"
         )
+
+
+def _mcc(y: np.ndarray, pred: np.ndarray) -> float:
+    """Matthews correlation; 0 without sklearn's warning when only one label occurs."""
+    import warnings
+
+    from sklearn.metrics import matthews_corrcoef
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "A single label was found": MCC is 0
+        return float(matthews_corrcoef(y, pred))

@@ -3,6 +3,15 @@
 import binaryvision
 
 EXPECTED = {
+    "ThresholdDisplay",
+    "ThresholdChoice",
+    "ReliabilityDisplay",
+    "ROCCurveDisplay",
+    "PRCurveDisplay",
+    "EvaluationReport",
+    "DataWarning",
+    "ConfusionMatrixDisplay",
+    "Calibrator",
     "Backbone",
     "BinaryVisionError",
     "BinaryVisionWarning",
