@@ -1,8 +1,9 @@
 """The demo: ``python -m binaryvision.demo [OUTDIR]``.
 
 Generates a small circles-vs-squares photo set, runs the learning-rate finder, fits the
-default pretrained classifier (EfficientNet-Lite0, offline), prints the validation
-accuracy and writes ``lr_find.png`` and ``confidence.png``.
+default pretrained classifier (EfficientNet-Lite0, offline), prints the evaluation
+report of the validation photos and writes ``lr_find.png``, ``confidence.png`` and
+``reliability.png``.
 """
 
 from __future__ import annotations
@@ -41,12 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     clf.fit(data)
     print(f"3. Fitted in {time.perf_counter() - started:.1f} s; classes {list(clf.classes_)}")
-    print(f"   validation accuracy: {clf.score(data / 'valid'):.3f}")
+    report = clf.evaluate(data / "valid")
+    print(f"   validation accuracy {report.accuracy:.3f}, ROC-AUC {report.roc_auc:.3f}")
+    calibration = clf.calibration_report_
+    print(
+        f"   calibrated on {calibration['n_images']} held-out images: temperature "
+        f"{clf.calibrator_.params_['temperature']:.2f}, ECE {calibration['ece_before']:.3f} -> "
+        f"{calibration['ece_after']:.3f}"
+    )
 
     display = clf.plot_confidence(data / "valid")
     display.figure_.savefig(out / "confidence.png", dpi=80)
+    report.plot_reliability().figure_.savefig(out / "reliability.png", dpi=80)
     clf.save(out / "model.bv")
-    print(f"4. Confidence plot -> {out / 'confidence.png'}; model -> {out / 'model.bv'}")
+    print(
+        f"4. Plots -> {out / 'confidence.png'}, {out / 'reliability.png'}; "
+        f"model -> {out / 'model.bv'}"
+    )
+    print("\nThe evaluation report on valid/:\n" + str(report))
     return 0
 
 

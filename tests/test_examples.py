@@ -42,11 +42,24 @@ def test_hotdog_example_on_any_seed_layout(seed_tree, tmp_path, monkeypatch, cap
     out = tmp_path / "out"
     run_script(
         ROOT / "examples" / "hotdog.py",
-        ["--data", str(seed_tree), "--out", str(out), "--backbone", "tiny_cnn"],
+        [
+            "--data",
+            str(seed_tree),
+            "--out",
+            str(out),
+            "--backbone",
+            "tiny_cnn",
+            "--coverage",
+            "0.8",
+        ],
         monkeypatch,
     )
-    assert (out / "hotdog.bv").is_file() and (out / "confidence.png").is_file()
-    assert "validation accuracy" in capsys.readouterr().out
+    assert (out / "hotdog.bv").is_file()
+    assert (out / "evaluation.png").stat().st_size > 10_000
+    assert (out / "confidence.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "12 images: 6 drogon, 6 viserion" in printed
+    assert "threshold for precision 0.95" in printed
 
 
 @pytest.mark.slow
@@ -55,7 +68,9 @@ def test_demo_main_job(tmp_path, capsys):
 
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    accuracy = float(out.split("validation accuracy:")[1].split()[0])
+    accuracy = float(out.split("validation accuracy ")[1].split(",")[0])
     assert accuracy >= 0.9
-    assert (tmp_path / "lr_find.png").stat().st_size > 10_000
+    assert "confusion matrix" in out and "ECE" in out
+    for name in ("lr_find.png", "confidence.png", "reliability.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
     assert (tmp_path / "confidence.png").stat().st_size > 10_000
