@@ -28,10 +28,19 @@ from .calibration import (
     sigmoid,
 )
 from .callbacks import EarlyStopping, History
-from .data import ImageDataset, ImageSet, as_image_set, check_two_classes, split_fit_data
+from .data import (
+    ImageDataset,
+    ImageSet,
+    as_image_set,
+    check_two_classes,
+    scan_images,
+    split_fit_data,
+)
 from .exceptions import (
     BinaryVisionWarning,
+    DataError,
     DataWarning,
+    ImageDecodeError,
     InvalidParameterError,
     ModelFileError,
     NotFittedError,
@@ -132,6 +141,16 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         in the loss), so a rare class is not ignored; a dict maps each of the two labels
         to its weight. Use it when one class is much rarer, then read balanced accuracy
         and PR-AUC (see :meth:`evaluate`).
+    on_bad_image : {"skip", "raise"}, default="skip"
+        What :meth:`fit` does with files that cannot be used as images (truncated,
+        empty, not an image, refused size). Every image is decoded once before training;
+        ``"skip"`` leaves the bad ones out, lists them in ``fit_report_`` and warns once
+        (a :class:`~binaryvision.exceptions.DataWarning`); ``"raise"`` raises
+        :class:`~binaryvision.ImageDecodeError` naming the first one.
+    max_bad_fraction : float, default=0.01
+        With ``on_bad_image="skip"``, more unreadable files than this fraction raises a
+        :class:`~binaryvision.DataError` instead: that many broken files usually means
+        the wrong folder.
     trainer : Trainer, optional
         Engineering settings (device, precision, workers, callbacks). Default
         ``Trainer()``: CUDA if available, else CPU.
@@ -170,6 +189,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         :meth:`predict_set`.
     class_counts_ : dict
         Number of training images per class (training split only).
+    fit_report_ : dict
+        What :meth:`fit` found: ``n_found`` images, ``n_used``, ``skipped`` (a list of
+        ``{"path", "reason"}`` for unreadable files) and ``ignored`` (hidden entries such
+        as ``.ipynb_checkpoints`` and ``.DS_Store``, and non-image files, never used as
+        images or classes). User files are only read, never modified.
     lr_ : float
         The head learning rate actually used (differs from ``lr`` when it is ``"auto"``).
     data_config_ : DataConfig
@@ -208,6 +232,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         calibration: str | None = "temperature",
         positive_class: Any = None,
         class_weight: str | dict | None = None,
+        on_bad_image: str = "skip",
+        max_bad_fraction: float = 0.01,
         trainer: Trainer | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 1,
@@ -232,6 +258,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.positive_class = positive_class
         self.class_weight = class_weight
+        self.on_bad_image = on_bad_image
+        self.max_bad_fraction = max_bad_fraction
         self.trainer = trainer
         self.random_state = random_state
         self.verbose = verbose
@@ -269,6 +297,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             ("weight_decay", 0, 10),
             ("dropout", 0, 0.99),
             ("layer_lr_ratio", 1e-6, 1),
+            ("max_bad_fraction", 0, 1),
         ):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or not low <= value <= high:
@@ -279,6 +308,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             or (not is_int(self.valid_size) and self.valid_size >= 1)
         ):
             fail("valid_size", "a fraction in [0, 1) or an int count of images")
+        if self.on_bad_image not in ("skip", "raise"):
+            fail("on_bad_image", "'skip' or 'raise'")
         check_threshold_rule(self.threshold, f"{type(self).__name__}(threshold=...)")
         if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
             fail("calibration", f"one of {CALIBRATION_METHODS} or None")
@@ -501,6 +532,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"fit needs labels: X={data.source!r} is a flat list or folder of images and y "
                 "is None. Put the images in one subfolder per class, or pass y."
             )
+        data, fit_report = self._drop_bad_images(data)
         all_labels = (
             data.labels if data.valid is None else np.concatenate([data.labels, data.valid.labels])
         )
@@ -524,6 +556,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             delattr(self, name)  # refitting forgets the previous fit
         self.classes_ = classes
         self.positive_class_ = positive
+        self.fit_report_ = fit_report
         trainer = self._make_trainer()
         y_train = torch.from_numpy(self._targets(train.labels))
         y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
@@ -579,6 +612,70 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self._predict_key = model_key if self.fine_tune_epochs == 0 else None
         self._calibrate(valid, y_valid)
         return self
+
+    def _drop_bad_images(self, data: ImageSet) -> tuple[ImageSet, dict]:
+        """Decode every image once; apply ``on_bad_image`` to the unreadable ones."""
+        parts = [data] if data.valid is None else [data, data.valid]
+        cache = getattr(self, "_scan_cache", None)
+        if cache is None:
+            cache = self._scan_cache = {}
+        items = [item for part in parts for item in part.items]
+        keys = []
+        for item in items:
+            try:
+                keys.append(self._item_key(item))
+            except OSError:  # vanished or unreadable entry: let the scan say why
+                keys.append(("uncached", id(item)))
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        if todo:
+            workers = self._make_trainer().resolved_workers()
+            # decoded at reduced size (JPEG draft), as feature extraction will
+            found = dict(scan_images([items[i] for i in todo], min_size=256, workers=workers))
+            for j, i in enumerate(todo):
+                cache[keys[i]] = found.get(j, "")
+        reasons = [cache[k] for k in keys]
+        bad = [
+            (os.fspath(item) if isinstance(item, (str, os.PathLike)) else None, i, r)
+            for i, (item, r) in enumerate(zip(items, reasons))
+            if r
+        ]
+        report = {
+            "n_found": len(items),
+            "n_used": len(items) - len(bad),
+            "skipped": [
+                {"path": path or f"<in-memory image #{i}>", "reason": r} for path, i, r in bad
+            ],
+            "ignored": [path for part in parts for path in part.ignored],
+        }
+        if not bad:
+            return data, report
+        if self.on_bad_image == "raise":
+            path, _, reason = bad[0]
+            raise ImageDecodeError(path, reason)
+        listing = "; ".join(f"{e['path']}: {e['reason']}" for e in report["skipped"][:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        if len(bad) > self.max_bad_fraction * len(items):
+            raise DataError(
+                f"{len(bad)} of the {len(items)} images in {data.source!r} cannot be read "
+                f"({100 * len(bad) / len(items):.1f}%, more than max_bad_fraction="
+                f"{self.max_bad_fraction}). Is this the right folder? {listing}{more}. Raise "
+                "max_bad_fraction to skip them anyway."
+            )
+        warnings.warn(
+            f"Skipped {len(bad)} of {len(items)} images that cannot be read (listed in "
+            f"fit_report_['skipped']): {listing}{more}.",
+            DataWarning,
+            stacklevel=3,
+        )
+        offset, kept = 0, []
+        for part in parts:
+            ok = [i for i in range(len(part)) if not reasons[offset + i]]
+            offset += len(part)
+            kept.append(part.subset(ok))
+            kept[-1].source, kept[-1].ignored = part.source, part.ignored
+        if len(kept) == 2:
+            kept[0].valid = kept[1]
+        return kept[0], report
 
     def _check_balance(self, labels: np.ndarray) -> None:
         """Record the class counts; warn when the minority class is tiny."""

@@ -188,16 +188,30 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
 
-def find_images(folder: str | os.PathLike) -> list[str]:
-    """Image files directly inside ``folder``, sorted; hidden and non-image files are ignored."""
+def find_images(folder: str | os.PathLike, ignored: list[str] | None = None) -> list[str]:
+    """Image files directly inside ``folder``, sorted; hidden and non-image files are ignored.
+
+    Parameters
+    ----------
+    folder : str or path
+        The folder to list (not recursive).
+    ignored : list, optional
+        When given, the paths of the ignored entries (hidden files and folders such as
+        ``.ipynb_checkpoints`` or ``.DS_Store``, files without an image extension, and
+        subfolders) are appended to it.
+    """
     entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    return [
-        e.path
-        for e in entries
-        if e.is_file()
-        and not _is_hidden(e.name)
-        and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
-    ]
+    found = []
+    for e in entries:
+        if (
+            e.is_file()
+            and not _is_hidden(e.name)
+            and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+        ):
+            found.append(e.path)
+        elif ignored is not None:
+            ignored.append(e.path)
+    return found
 
 
 def _subfolders(folder: str | os.PathLike) -> list[str]:
@@ -222,6 +236,7 @@ class ImageSet:
     labels: np.ndarray | None = None
     source: str = "X"
     valid: ImageSet | None = field(default=None, repr=False)
+    ignored: list[str] = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -237,11 +252,14 @@ def _labelled_folder(root: str) -> ImageSet:
     classes = _subfolders(root)
     items: list[str] = []
     labels: list[str] = []
+    ignored = [
+        e.path for e in os.scandir(root) if not e.is_dir() or _is_hidden(e.name)
+    ]  # files beside the class folders, and hidden folders: never classes
     for name in classes:
-        files = find_images(os.path.join(root, name))
+        files = find_images(os.path.join(root, name), ignored)
         items += files
         labels += [name] * len(files)
-    return ImageSet(items, np.asarray(labels, dtype=object), root)
+    return ImageSet(items, np.asarray(labels, dtype=object), root, ignored=sorted(ignored))
 
 
 def _folder(path: str, *, allow_seed_layout: bool) -> ImageSet:
@@ -264,11 +282,12 @@ def _folder(path: str, *, allow_seed_layout: bool) -> ImageSet:
             train.valid = _labelled_folder(os.path.join(path, "valid"))
             train.valid.source = os.path.join(path, "valid")
         return train
-    flat = find_images(path)
+    ignored: list[str] = []
+    flat = find_images(path, ignored)
     if subs and not flat:
         return _labelled_folder(path)
     if flat and not subs:
-        return ImageSet(flat, None, path)
+        return ImageSet(flat, None, path, ignored=ignored)
     if not flat:
         raise DataError(
             f"Folder {path!r} contains no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
@@ -434,3 +453,64 @@ class ImageDataset(torch.utils.data.Dataset):
         image = load_image(self.items[index], min_size=self.min_size, max_pixels=self.max_pixels)
         target = -1.0 if self.targets is None else float(self.targets[index])
         return self.transform(image), torch.tensor(target, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------- scanning
+class _ScanDataset(torch.utils.data.Dataset):
+    """Decodes each item once and returns why it failed ("" when it is fine)."""
+
+    def __init__(self, items: Sequence[Any], min_size: int | None, max_pixels: int | None):
+        self.items = items
+        self.min_size = min_size
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> str:
+        try:
+            load_image(self.items[index], min_size=self.min_size, max_pixels=self.max_pixels)
+        except ImageDecodeError as exc:
+            return exc.reason
+        return ""
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def scan_images(
+    items: Sequence[Any],
+    *,
+    min_size: int | None = None,
+    max_pixels: int | None = None,
+    workers: int = 0,
+) -> list[tuple[int, str]]:
+    """Decode every image once, in parallel, and list the ones that cannot be used.
+
+    Uses the same decoding path (:func:`load_image`) as training and prediction, so
+    what passes here decodes later too.
+
+    Parameters
+    ----------
+    items : sequence
+        Paths, PIL images or arrays.
+    min_size, max_pixels
+        As for :func:`load_image`.
+    workers : int
+        DataLoader worker processes.
+
+    Returns
+    -------
+    list of (int, str)
+        Index and reason of each unusable item, in order.
+    """
+    loader = torch.utils.data.DataLoader(
+        _ScanDataset(items, min_size, max_pixels),
+        batch_size=8,
+        num_workers=min(workers, max(0, (len(items) - 1) // 8)),
+        collate_fn=_as_list,
+        generator=torch.Generator(),  # worker seeds come from here, not the global RNG
+    )
+    reasons = [reason for batch in loader for reason in batch]
+    return [(i, reason) for i, reason in enumerate(reasons) if reason]

@@ -18,6 +18,7 @@ from sklearn.base import clone
 from binaryvision import (
     Callback,
     DataError,
+    DataWarning,
     ImageBinaryClassifier,
     ImageDecodeError,
     InvalidParameterError,
@@ -332,11 +333,50 @@ def test_empty_and_missing_folders(tmp_path):
         tiny().fit(tmp_path / "nope")
 
 
-def test_unreadable_image_is_named(class_tree):
+def test_unreadable_image_raises_naming_it_when_asked(class_tree):
     bad = class_tree / "cat" / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
+        tiny(on_bad_image="raise").fit(class_tree)
+
+
+def test_unreadable_images_are_skipped_listed_and_warned_once(class_tree):
+    write_class_tree(class_tree, 40, seed=9)  # 80 images: 2 bad files are 2.4%
+    (class_tree / "cat" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    good = (class_tree / "dog" / "dog_000.png").read_bytes()
+    (class_tree / "dog" / "cut.png").write_bytes(good[: len(good) // 2])
+    (class_tree / "cat" / ".DS_Store").write_bytes(b"\0")
+    (class_tree / ".ipynb_checkpoints").mkdir()
+    (class_tree / "dog" / "notes.txt").write_text("not an image")
+    before = sha256_tree(class_tree)
+    with pytest.warns(DataWarning, match="Skipped 2 of 82 images") as caught:
+        clf = tiny(max_bad_fraction=0.05).fit(class_tree)
+    assert len(caught) == 1
+    report = clf.fit_report_
+    skipped = {Path(e["path"]).name: e["reason"] for e in report["skipped"]}
+    assert set(skipped) == {"broken.jpg", "cut.png"}
+    assert "truncated" in skipped["cut.png"] and "not an image" in skipped["broken.jpg"]
+    assert report["n_found"] == 82 and report["n_used"] == 80
+    assert clf.n_train_ + clf.n_valid_ == 80
+    assert {Path(p).name for p in report["ignored"]} == {
+        ".DS_Store",
+        ".ipynb_checkpoints",
+        "notes.txt",
+    }
+    assert list(clf.classes_) == ["cat", "dog"]  # hidden folders never become classes
+    assert sha256_tree(class_tree) == before  # nothing was modified, moved or deleted
+
+
+def test_too_many_unreadable_images_asks_about_the_folder(class_tree):
+    for i in range(3):
+        (class_tree / "cat" / f"broken{i}.jpg").write_bytes(b"nope")
+    with pytest.raises(DataError, match=r"3 of the 27 .*Is this the right folder"):
         tiny().fit(class_tree)
+
+
+def test_bad_image_policy_is_validated():
+    with pytest.raises(InvalidParameterError, match="on_bad_image"):
+        tiny(on_bad_image="ignore").fit("anywhere")
 
 
 def test_fit_without_labels(tmp_path):
