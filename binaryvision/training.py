@@ -201,6 +201,11 @@ class Trainer:
     ) -> torch.utils.data.DataLoader:
         """A DataLoader with this trainer's workers and pinned memory on CUDA."""
         workers = self.resolved_workers() if workers is None else workers
+        if generator is None and not shuffle:
+            # the loader draws its workers' base seed from this generator; without one it
+            # would draw from the global RNG, so a fit's dropout masks would depend on
+            # whether its features were cached
+            generator = torch.Generator()
         workers = min(workers, max(0, math.ceil(len(dataset) / batch_size) - 1))
         return torch.utils.data.DataLoader(
             dataset,

@@ -333,6 +333,14 @@ def test_empty_and_missing_folders(tmp_path):
         tiny().fit(tmp_path / "nope")
 
 
+def test_refit_with_cached_features_equals_a_fresh_fit(class_tree):
+    warm = tiny(dropout=0.5)
+    warm.fit(class_tree)  # fills the feature cache
+    refit = weights(warm.fit(class_tree))
+    fresh = weights(tiny(dropout=0.5).fit(class_tree))
+    assert all(torch.equal(refit[k], fresh[k]) for k in fresh)
+
+
 def test_unreadable_image_raises_naming_it_when_asked(class_tree):
     bad = class_tree / "cat" / "broken.jpg"
     bad.write_bytes(b"this is not a jpeg")
