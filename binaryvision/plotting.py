@@ -546,7 +546,60 @@ class ReliabilityDisplay:
 
 
 # ---------------------------------------------------------------------- curves
-class ROCCurveDisplay:
+class _CurveDisplay:
+    """Shared by the displays of one probability against 0/1 labels at a threshold.
+
+    Checks the inputs (both classes must occur), then lets the subclass compute its
+    curve in ``_compute``.
+    """
+
+    def __init__(
+        self,
+        y_true: Any,
+        y_prob: Any,
+        *,
+        classes: Sequence[str] = ("0", "1"),
+        threshold: float = 0.5,
+    ) -> None:
+        self.y_true, self.y_prob = _check_predictions(y_true, y_prob, both_classes=True)
+        self.classes = _check_classes(classes)
+        self.threshold = _check_threshold(threshold)
+        self._compute()
+
+    def _compute(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_true: Any,
+        y_prob: Any,
+        *,
+        classes: Sequence[str] = ("0", "1"),
+        threshold: float = 0.5,
+        ax: Any = None,
+    ) -> Any:
+        """Build the display from labels and probabilities and draw it.
+
+        Parameters
+        ----------
+        y_true, y_prob, classes, threshold
+            As for the class.
+        ax : matplotlib.axes.Axes, optional
+            As for ``plot``.
+
+        Returns
+        -------
+        display
+            An instance of the class, drawn.
+        """
+        return cls(y_true, y_prob, classes=classes, threshold=threshold).plot(ax=ax)
+
+    def plot(self, ax: Any = None) -> Any:  # pragma: no cover - every subclass draws
+        raise NotImplementedError
+
+
+class ROCCurveDisplay(_CurveDisplay):
     """ROC curve with its AUC and the operating point at the decision threshold.
 
     Parameters
@@ -578,49 +631,14 @@ class ROCCurveDisplay:
         The marker of the operating point; set by :meth:`plot`.
     """
 
-    def __init__(
-        self,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-    ) -> None:
+    def _compute(self) -> None:
         from sklearn.metrics import roc_auc_score, roc_curve
 
-        self.y_true, self.y_prob = _check_predictions(y_true, y_prob, both_classes=True)
-        self.classes = _check_classes(classes)
-        self.threshold = _check_threshold(threshold)
         self.fpr_, self.tpr_, self.thresholds_ = roc_curve(self.y_true, self.y_prob)
         self.roc_auc_ = float(roc_auc_score(self.y_true, self.y_prob))
         tp, fp, fn, tn = _counts(self.y_true, self.y_prob, self.threshold)
         self.tpr_at_threshold_ = tp / (tp + fn)
         self.fpr_at_threshold_ = fp / (fp + tn)
-
-    @classmethod
-    def from_predictions(
-        cls,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-        ax: Any = None,
-    ) -> ROCCurveDisplay:
-        """Build the display from labels and probabilities and draw it.
-
-        Parameters
-        ----------
-        y_true, y_prob, classes, threshold
-            As for :class:`ROCCurveDisplay`.
-        ax : matplotlib.axes.Axes, optional
-            As for :meth:`plot`.
-
-        Returns
-        -------
-        ROCCurveDisplay
-        """
-        return cls(y_true, y_prob, classes=classes, threshold=threshold).plot(ax=ax)
 
     def plot(self, ax: Any = None) -> ROCCurveDisplay:
         """Draw the curve, the chance diagonal and the operating point.
@@ -663,7 +681,7 @@ class ROCCurveDisplay:
         return self
 
 
-class PRCurveDisplay:
+class PRCurveDisplay(_CurveDisplay):
     """Precision-recall curve with its average precision and the operating point.
 
     Parameters
@@ -698,19 +716,9 @@ class PRCurveDisplay:
         The marker of the operating point; set by :meth:`plot`.
     """
 
-    def __init__(
-        self,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-    ) -> None:
+    def _compute(self) -> None:
         from sklearn.metrics import average_precision_score, precision_recall_curve
 
-        self.y_true, self.y_prob = _check_predictions(y_true, y_prob, both_classes=True)
-        self.classes = _check_classes(classes)
-        self.threshold = _check_threshold(threshold)
         self.precision_, self.recall_, self.thresholds_ = precision_recall_curve(
             self.y_true, self.y_prob
         )
@@ -719,31 +727,6 @@ class PRCurveDisplay:
         tp, fp, fn, _ = _counts(self.y_true, self.y_prob, self.threshold)
         self.precision_at_threshold_ = tp / (tp + fp) if tp + fp else 1.0
         self.recall_at_threshold_ = tp / (tp + fn)
-
-    @classmethod
-    def from_predictions(
-        cls,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-        ax: Any = None,
-    ) -> PRCurveDisplay:
-        """Build the display from labels and probabilities and draw it.
-
-        Parameters
-        ----------
-        y_true, y_prob, classes, threshold
-            As for :class:`PRCurveDisplay`.
-        ax : matplotlib.axes.Axes, optional
-            As for :meth:`plot`.
-
-        Returns
-        -------
-        PRCurveDisplay
-        """
-        return cls(y_true, y_prob, classes=classes, threshold=threshold).plot(ax=ax)
 
     def plot(self, ax: Any = None) -> PRCurveDisplay:
         """Draw the curve, the prevalence line and the operating point.
@@ -795,7 +778,7 @@ class PRCurveDisplay:
         return self
 
 
-class ThresholdDisplay:
+class ThresholdDisplay(_CurveDisplay):
     """Precision, recall, F1 and balanced accuracy against the decision threshold.
 
     Each metric is counted exactly at the 201 thresholds ``np.linspace(0, 1, 201)``
@@ -829,17 +812,7 @@ class ThresholdDisplay:
         The vertical line at ``threshold``; set by :meth:`plot`.
     """
 
-    def __init__(
-        self,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-    ) -> None:
-        self.y_true, self.y_prob = _check_predictions(y_true, y_prob, both_classes=True)
-        self.classes = _check_classes(classes)
-        self.threshold = _check_threshold(threshold)
+    def _compute(self) -> None:
         self.thresholds_ = np.linspace(0.0, 1.0, 201)
         t = self.thresholds_
         n_pos = int(self.y_true.sum())
@@ -858,31 +831,6 @@ class ThresholdDisplay:
             "F1": 2 * tp / (tp + fp + n_pos),  # 2tp / (2tp + fp + fn)
             "balanced accuracy": (recall + (n_neg - fp) / n_neg) / 2,
         }
-
-    @classmethod
-    def from_predictions(
-        cls,
-        y_true: Any,
-        y_prob: Any,
-        *,
-        classes: Sequence[str] = ("0", "1"),
-        threshold: float = 0.5,
-        ax: Any = None,
-    ) -> ThresholdDisplay:
-        """Build the display from labels and probabilities and draw it.
-
-        Parameters
-        ----------
-        y_true, y_prob, classes, threshold
-            As for :class:`ThresholdDisplay`.
-        ax : matplotlib.axes.Axes, optional
-            As for :meth:`plot`.
-
-        Returns
-        -------
-        ThresholdDisplay
-        """
-        return cls(y_true, y_prob, classes=classes, threshold=threshold).plot(ax=ax)
 
     def plot(self, ax: Any = None) -> ThresholdDisplay:
         """Draw the four metric curves and the threshold line.
