@@ -7,7 +7,7 @@ user would naturally catch, so ``except ValueError`` keeps working::
     ├── InvalidParameterError(ValueError, TypeError)   a hyperparameter or argument is wrong
     ├── DataError(ValueError)                           the images or labels cannot be used
     │   └── ImageDecodeError                            one file cannot be read as an image
-    ├── NotFittedError(ValueError, AttributeError)      predict/score/save before fit
+    ├── NotFittedError(sklearn's NotFittedError)        predict/score/save before fit
     ├── UnknownBackboneError(KeyError, ValueError)      a backbone name not in the registry
     ├── WeightsNotFoundError(FileNotFoundError)         pretrained weights missing offline
     ├── ModelFileError(ValueError)                      a model file is corrupt, foreign or too new
@@ -20,6 +20,8 @@ Messages follow one pattern: what was expected, what was found, and how to fix i
 """
 
 from __future__ import annotations
+
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
     "BinaryVisionError",
@@ -66,8 +68,13 @@ class ImageDecodeError(DataError):
         super().__init__(f"{where}: {reason}")
 
 
-class NotFittedError(BinaryVisionError, ValueError, AttributeError):
-    """The classifier was used before :meth:`~binaryvision.ImageBinaryClassifier.fit`."""
+class NotFittedError(BinaryVisionError, _SklearnNotFittedError):
+    """The classifier was used before :meth:`~binaryvision.ImageBinaryClassifier.fit`.
+
+    Also a :class:`sklearn.exceptions.NotFittedError` (hence a ``ValueError`` and an
+    ``AttributeError``), so scikit-learn tools and ``except`` clauses written for them
+    recognise it.
+    """
 
 
 class UnknownBackboneError(BinaryVisionError, KeyError, ValueError):

@@ -37,7 +37,7 @@ def sample_tensors() -> dict[str, torch.Tensor]:
 
 
 def temp_files(folder: Path) -> list[str]:
-    return [n for n in os.listdir(folder) if n.endswith(".tmp")]
+    return [n for n in os.listdir(folder) if n.endswith((".tmp", ".bvtmp"))]
 
 
 def assert_tensors_equal(a: dict, b: dict) -> None:
@@ -113,14 +113,6 @@ def test_saved_file_permissions_follow_umask(tmp_path):
     assert (tmp_path / "model.bv").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="limitation/bug: write_model_file passes tensors that share memory (tied weights, "
-    "or one module used twice in a custom backbone) straight to safetensors.save_file, "
-    "which raises a bare RuntimeError ('Some tensors share memory'), so such a model "
-    "cannot be saved",
-)
 def test_tensors_sharing_memory_round_trip(tmp_path):
     shared = torch.randn(4, 3)
     write_model_file(tmp_path / "tied.bv", {"a.weight": shared, "b.weight": shared}, {})
@@ -234,50 +226,76 @@ def test_non_finite_tensor_in_file(tmp_path, bad):
 # ============================================================================ atomic_write
 
 
-def test_atomic_write_failure_keeps_previous_content(tmp_path):
+@pytest.fixture(params=["unnamed", "named"])
+def temp_kind(request, monkeypatch):
+    """Run a test with Linux's unnamed temp files and with the portable named fallback."""
+    if request.param == "named":
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    elif not hasattr(os, "O_TMPFILE"):
+        pytest.skip("O_TMPFILE exists on Linux only")
+    return request.param
+
+
+@pytest.mark.parametrize("fail_in", ["write", "fsync"])
+def test_atomic_write_failure_keeps_previous_content(tmp_path, monkeypatch, temp_kind, fail_in):
     path = tmp_path / "model.bv"
     path.write_bytes(b"previous content")
-    seen = []
+    real_write = os.write
+    calls = []
 
-    def failing(tmp):
-        seen.append(tmp)
-        Path(tmp).write_bytes(b"half a new fi")
-        raise RuntimeError("disk full")
+    def failing(fd, *args):
+        calls.append(fd)
+        if fail_in == "write":
+            real_write(fd, b"half a new fi")
+        raise OSError(28, "No space left on device")
 
-    with pytest.raises(RuntimeError, match="disk full"):
-        atomic_write(path, failing)
+    monkeypatch.setattr(os, fail_in, failing)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(path, b"new content, longer than the old one")
+    monkeypatch.undo()
+    assert calls, f"os.{fail_in} was never called"
     assert path.read_bytes() == b"previous content"
-    assert len(seen) == 1 and Path(seen[0]).parent == tmp_path
-    assert not Path(seen[0]).exists()
-    assert temp_files(tmp_path) == []
     assert sorted(os.listdir(tmp_path)) == ["model.bv"]
 
 
-def test_atomic_write_interrupt_cleans_up(tmp_path):
+def test_atomic_write_interrupt_cleans_up(tmp_path, monkeypatch, temp_kind):
     path = tmp_path / "model.bv"
 
-    def interrupted(tmp):
-        Path(tmp).write_bytes(b"partial")
+    def interrupted(fd):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, interrupted)
+        atomic_write(path, b"partial")
+    monkeypatch.undo()
     assert os.listdir(tmp_path) == []
 
 
-def test_atomic_write_success(tmp_path):
+def test_atomic_write_replace_failure_removes_named_temp(tmp_path, monkeypatch, temp_kind):
     path = tmp_path / "model.bv"
     path.write_bytes(b"old")
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(b"new content"))
-    assert path.read_bytes() == b"new content"
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "no")))
+    with pytest.raises(PermissionError):
+        atomic_write(path, b"new")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["model.bv"] and path.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("size", [0, 1, 3_000_000])
+def test_atomic_write_success(tmp_path, temp_kind, size):
+    path = tmp_path / "model.bv"
+    path.write_bytes(b"old")
+    data = os.urandom(size)
+    atomic_write(path, data)
+    assert path.read_bytes() == data
     assert os.listdir(tmp_path) == ["model.bv"]
 
 
-def test_atomic_write_relative_path(tmp_path, monkeypatch):
+def test_atomic_write_relative_path(tmp_path, monkeypatch, temp_kind):
     monkeypatch.chdir(tmp_path)
-    atomic_write("plain.bin", lambda tmp: Path(tmp).write_bytes(b"x"))
+    atomic_write("plain.bin", b"x")
     assert (tmp_path / "plain.bin").read_bytes() == b"x"
-    assert temp_files(tmp_path) == []
+    assert os.listdir(tmp_path) == ["plain.bin"]
 
 
 # ============================================================================ no pickle, ever

@@ -55,14 +55,7 @@ DATA_FREE_CHECKS = [
     "check_estimator_tags_renamed",
 ]
 
-KNOWN_FAILURES = {
-    "check_estimators_unfitted": (
-        "bug: binaryvision.NotFittedError subclasses ValueError and AttributeError but not "
-        "sklearn.exceptions.NotFittedError, so predict/predict_proba/decision_function on an "
-        "unfitted estimator raise an error that sklearn's check (and any user code doing "
-        "`except sklearn.exceptions.NotFittedError`) does not recognise"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _check_params():
@@ -91,9 +84,6 @@ def test_sklearn_data_free_check(check_name, estimator):
     check(NAME, ESTIMATORS[estimator]())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=NotFittedError, reason=KNOWN_FAILURES["check_estimators_unfitted"]
-)
 def test_unfitted_error_is_caught_as_sklearns(tmp_path):
     """``except sklearn.exceptions.NotFittedError`` catches an unfitted predict."""
     with pytest.raises(SklearnNotFittedError):

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny, write_class_tree
-from safetensors import SafetensorError
 
 import binaryvision
 from binaryvision import ImageBinaryClassifier
@@ -214,15 +213,6 @@ def test_create_backbone_weights_payload_never_runs(
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(pickle.UnpicklingError, SafetensorError),
-    reason="bug: a weights= file that is not a state dict (here a malicious pickle) makes "
-    "create_backbone / fit raise torch's bare _pickle.UnpicklingError (or safetensors' "
-    "SafetensorError 'header too large' for a .safetensors name): not a "
-    "BinaryVisionError, the message does not name the file, and torch's text even "
-    "suggests re-running torch.load with weights_only=False",
-)
 @pytest.mark.parametrize("name", ["evil.pt", "evil.pth", "evil.safetensors"])
 def test_bad_weights_file_gives_clear_binaryvision_error(tmp_path, images, name):
     """The error for a refused weights file is a BinaryVisionError that names the file."""

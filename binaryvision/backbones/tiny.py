@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import Backbone, DataConfig
+from ._base import Backbone, DataConfig, load_weights
 from ._registry import register_backbone
 
 __all__ = ["TinyCNN"]
@@ -49,8 +49,6 @@ def tiny_cnn(pretrained: bool = False, weights: str | None = None) -> TinyCNN:
     """Tiny random-init CNN (32 px) for tests and quick experiments; no pretrained weights."""
     model = TinyCNN()
     if weights is not None:
-        from .efficientnet_lite import _load_state_dict
-
-        model.load_state_dict(_load_state_dict(weights))
+        load_weights(model, weights)
         model.pretrained = True
     return model

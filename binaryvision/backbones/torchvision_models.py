@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 
 from ..exceptions import WeightsNotFoundError
-from ._base import Backbone, DataConfig, split_into_groups
+from ._base import Backbone, DataConfig, load_weights, split_into_groups
 from ._registry import register_backbone
 
 __all__ = ["TorchvisionBackbone", "download_weights"]
@@ -107,9 +107,7 @@ def _adapter(name: str, split: Callable[[nn.Module], tuple[nn.Module, list[nn.Mo
         weights_enum = torchvision.models.get_model_weights(name).DEFAULT
         model = torchvision.models.get_model(name, weights=None)
         if weights is not None:
-            from .efficientnet_lite import _load_state_dict
-
-            model.load_state_dict(_load_state_dict(weights))
+            load_weights(model, weights)
         elif pretrained:
             model.load_state_dict(download_weights(weights_enum.url))
         features, units, num_features = split(model)
