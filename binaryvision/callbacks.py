@@ -80,6 +80,16 @@ class Callback:
     def on_fit_end(self, trainer: Any, state: TrainState) -> None:
         """Called once after the last epoch of a phase."""
 
+    def state_dict(self) -> dict | None:
+        """State to keep in training checkpoints (tensors, lists, dicts, plain values).
+
+        ``None`` (the default) means the callback has nothing to restore on resume.
+        """
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (called after ``on_fit_start``)."""
+
 
 class History(Callback):
     """Record one dict of figures per epoch (exposed as ``classifier.history_``)."""
@@ -89,6 +99,12 @@ class History(Callback):
 
     def on_epoch_end(self, trainer: Any, state: TrainState) -> None:  # noqa: D102
         self.epochs.append({"phase": state.phase, "epoch": state.epoch, **state.logs})
+
+    def state_dict(self) -> dict:  # noqa: D102
+        return {"epochs": copy.deepcopy(self.epochs)}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: D102
+        self.epochs = copy.deepcopy(state["epochs"])
 
 
 class EarlyStopping(Callback):
@@ -136,6 +152,18 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 state.stop_training = True
+
+    def state_dict(self) -> dict:  # noqa: D102
+        return {
+            "best": getattr(self, "best", math.inf),
+            "best_epoch": getattr(self, "best_epoch", 0),
+            "best_state": getattr(self, "best_state", None),
+            "wait": getattr(self, "wait", 0),
+        }
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: D102
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best_state, self.wait = state["best_state"], state["wait"]
 
     def on_fit_end(self, trainer: Any, state: TrainState) -> None:  # noqa: D102
         if self.restore_best and self.best_state is not None and self.best_epoch != state.epoch:

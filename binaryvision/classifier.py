@@ -28,6 +28,7 @@ from .calibration import (
     sigmoid,
 )
 from .callbacks import EarlyStopping, History
+from .checkpoint import Checkpointer, fingerprint
 from .data import (
     ImageDataset,
     ImageSet,
@@ -502,7 +503,14 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         return ("module", id(self.backbone), repr(transforms.eval), tf_key)
 
     # ================================================================== public API
-    def fit(self, X: Any, y: Any = None) -> ImageBinaryClassifier:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> ImageBinaryClassifier:
         """Train on images.
 
         Parameters
@@ -526,6 +534,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             The data does not hold exactly two classes, is empty, or a file is not an image.
         """
         self._check_params()
+        if resume and checkpoint_dir is None:
+            raise InvalidParameterError(
+                "fit(resume=True) needs checkpoint_dir=..., the folder the interrupted fit "
+                "wrote its checkpoint to."
+            )
         data = as_image_set(X, y, allow_seed_layout=True)
         if data.labels is None:
             raise InvalidParameterError(
@@ -563,6 +576,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self._check_balance(train.labels)
         self._pos_weight_value = self._pos_weight(y_train)
         history = History()
+        checkpoint = None
+        if checkpoint_dir is not None:
+            checkpoint = Checkpointer(
+                checkpoint_dir, self._fit_fingerprint(train, valid, seed), resume
+            )
         with self._local_rng(trainer, seed):  # seeds stay local to this fit
             backbone = self._make_backbone()
             transforms = self._make_transforms(backbone.data_config)
@@ -581,10 +599,23 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                         backbone, model_key, valid.items, transforms, trainer, "features (valid)"
                     )
                 )
+                if lr == "auto" and checkpoint is not None and "lr" in checkpoint.extra:
+                    lr = checkpoint.extra["lr"]  # the resumed fit uses the lr it found before
                 if lr == "auto":
                     lr = self._head_range_test(model, f_train, y_train, trainer, seed).suggestion
+                if checkpoint is not None:
+                    checkpoint.extra["lr"] = float(lr)
                 self._fit_head(
-                    model, f_train, y_train, f_valid, y_valid, float(lr), trainer, history, seed
+                    model,
+                    f_train,
+                    y_train,
+                    f_valid,
+                    y_valid,
+                    float(lr),
+                    trainer,
+                    history,
+                    seed,
+                    checkpoint,
                 )
             if self.fine_tune_epochs > 0:
                 self._fine_tune(
@@ -598,6 +629,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                     history,
                     seed,
                     float(lr if lr != "auto" else 1e-2),
+                    checkpoint,
                 )
 
         model.cpu().eval()
@@ -612,6 +644,20 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self._predict_key = model_key if self.fine_tune_epochs == 0 else None
         self._calibrate(valid, y_valid)
         return self
+
+    def _fit_fingerprint(self, train: ImageSet, valid: ImageSet | None, seed: int) -> str:
+        """Identifies a fit for resuming: its parameters, seed and exact images and labels."""
+        params = {  # how training runs (trainer, verbose) does not change the result
+            k: v
+            for k, v in self.get_params(deep=False).items()
+            if k not in ("verbose", "trainer", "random_state")
+        }
+        images = [
+            [repr(self._item_key(item)) for item in part.items] + [repr(v) for v in part.labels]
+            for part in (train, valid)
+            if part is not None
+        ]
+        return fingerprint({"params": params, "seed": seed, "images": images})
 
     def _drop_bad_images(self, data: ImageSet) -> tuple[ImageSet, dict]:
         """Decode every image once; apply ``on_bad_image`` to the unreadable ones."""
@@ -685,7 +731,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.class_counts_ = {(c.item() if hasattr(c, "item") else c): n for c, n in counts.items()}
         minority = min(counts, key=counts.get)
         n_min, n = counts[minority], sum(counts.values())
-        if n_min < 5 or n_min < 0.05 * n:
+        if n_min < 0.05 * n or (n_min < 5 and n_min < 0.3 * n):
             hint = (
                 ""
                 if self.class_weight is not None
@@ -695,6 +741,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"Only {n_min} of the {n} training images are {minority!r} "
                 f"({100 * n_min / n:.1f}%): the model may learn to ignore that class, and "
                 f"its metrics will be noisy. Add images of {minority!r} if you can.{hint}",
+                DataWarning,
+                stacklevel=3,
+            )
+        elif n_min < 5:
+            warnings.warn(
+                f"Only {n_min} training images of {minority!r} ({n} in all): too few for a "
+                "reliable model or reliable metrics. Aim for at least 20 images per class.",
                 DataWarning,
                 stacklevel=3,
             )
@@ -755,7 +808,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             return [EarlyStopping("valid_loss", patience=self.patience), history]
         return [history]
 
-    def _fit_head(self, model, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed):
+    def _fit_head(
+        self, model, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed, checkpoint=None
+    ):
         head = _Head(model.head)
         train_loader, valid_loader = self._head_loaders(
             f_train, y_train, f_valid, y_valid, trainer, seed
@@ -775,6 +830,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             self._loss(trainer),
             phase="head",
             callbacks=callbacks,
+            checkpoint=checkpoint,
         )
 
     def _head_range_test(self, model, f_train, y_train, trainer, seed, **kwargs) -> LRFindResult:
@@ -809,7 +865,18 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         return optimizer, loader, lrs
 
     def _fine_tune(
-        self, model, train, y_train, valid, y_valid, transforms, trainer, history, seed, lr
+        self,
+        model,
+        train,
+        y_train,
+        valid,
+        y_valid,
+        transforms,
+        trainer,
+        history,
+        seed,
+        lr,
+        checkpoint=None,
     ):
         optimizer, loader, lrs = self._fine_tune_parts(
             model, train, y_train, transforms, trainer, seed, lr
@@ -836,6 +903,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             self._loss(trainer),
             phase="fine_tune",
             callbacks=callbacks,
+            checkpoint=checkpoint,
         )
         model.backbone.requires_grad_(False)
 
@@ -1289,6 +1357,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         from .persistence import read_model_file
 
         tensors, meta = read_model_file(path)
+        if meta.get("kind") == "checkpoint":
+            raise ModelFileError(
+                f"{os.fspath(path)!r} is a training checkpoint, not a model. Pass its folder "
+                "to fit(X, checkpoint_dir=..., resume=True) to finish training, then save."
+            )
         missing = {"backbone", "classes", "threshold", "data_config"} - set(meta)
         if missing:
             raise ModelFileError(
@@ -1342,6 +1415,78 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         clf.n_valid_ = int(meta.get("n_valid", 0))
         clf._predict_key = None
         return clf
+
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        *,
+        opset: int = 17,
+        verify: bool | None = None,
+    ) -> Any:
+        """Write the fitted network and its calibration as an ONNX or TorchScript model.
+
+        The exported graph takes a float32 batch ``(N, 3, S, S)`` (RGB, ``S =
+        data_config_.input_size``, any ``N``) that is already preprocessed exactly as
+        :meth:`predict_proba` does it: decoded with :func:`binaryvision.load_image`
+        ``(path, min_size=R)``, the shorter side resized to ``R = round(S / crop_pct)``
+        (antialiased), centre-cropped to ``S``, scaled to ``[0, 1]`` and normalised with
+        ``data_config_.mean`` and ``.std``. :func:`binaryvision.export.preprocess` does all
+        of it. Its output ``probabilities`` is float32 ``(N, 2)`` in ``classes_`` order:
+        the numbers ``predict_proba(X)`` returns (``tta=0``), calibration included
+        (temperature, Platt and isotonic are all part of the graph). The preprocessing,
+        classes, positive class, threshold, calibration and library version are stored in
+        the file as JSON (ONNX ``metadata_props["binaryvision"]``; TorchScript extra file
+        ``binaryvision.json``); read them with
+        :func:`binaryvision.export.read_export_metadata`. The file is written atomically.
+
+        Parameters
+        ----------
+        path : str or path
+            Where to write. With ``format=None`` the suffix selects the format: ``.onnx``
+            for ONNX; ``.pt``, ``.ts`` or ``.torchscript`` for TorchScript.
+        format : {"onnx", "torchscript"}, optional
+            The format, whatever the suffix of ``path``.
+        opset : int, default=17
+            ONNX opset version (ONNX only; at least 13).
+        verify : bool, optional
+            Before writing, run the exported model on random inputs (with another batch
+            size than the one traced) and compare with PyTorch within 1e-4. None (default):
+            whenever the runtime is installed (TorchScript always; ONNX with
+            ``onnxruntime``). True: require it. False: skip.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit` or :meth:`load`.
+        InvalidParameterError
+            ``format`` is unknown, or ``path``'s suffix names no format and ``format`` is
+            None.
+        ImportError
+            ONNX without the ``onnx`` package (``pip install "binaryvision[export]"``), or
+            ``verify=True`` without ``onnxruntime``.
+        binaryvision.export.ExportError
+            The exported model does not reproduce this one; nothing is written.
+
+        Examples
+        --------
+        >>> clf.export("model.onnx")                                   # doctest: +SKIP
+        >>> import onnxruntime
+        >>> from binaryvision.export import preprocess
+        >>> session = onnxruntime.InferenceSession("model.onnx")       # doctest: +SKIP
+        >>> session.run(None, {"images": preprocess(clf, ["a.jpg"])})[0]  # doctest: +SKIP
+        array([[0.03, 0.97]], dtype=float32)
+        >>> clf.export("model.pt")              # TorchScript: torch.jit.load("model.pt")
+        ... # doctest: +SKIP
+        """
+        from .export import export_model
+
+        return export_model(self, path, format, opset=opset, verify=verify)
 
     def __getstate__(self) -> dict:
         """Pickle support (trusted use only); caches are dropped."""

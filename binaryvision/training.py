@@ -261,6 +261,10 @@ class Trainer:
     ) -> float:
         """One optimisation step on one batch; returns the batch loss.
 
+        The step is skipped (no weight changes) when the loss is not finite, and when the
+        gradient norm is not finite in fp32 or bf16 (with fp16 the gradient scaler skips
+        such steps itself and lowers its scale); :meth:`fit` then stops with a
+        :class:`~binaryvision.TrainingError`. Gradients are clipped to ``grad_clip``.
         Override this in a subclass to change what a step does.
         """
         device = self.resolved_device()
@@ -269,12 +273,17 @@ class Trainer:
         with self.autocast():
             logits = model(inputs)
         loss = loss_fn(logits.float(), targets)
+        self.last_grad_norm = math.nan
         if not torch.isfinite(loss):
             return float(loss.detach())
         scaler.scale(loss).backward()
-        if self.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+        scaler.unscale_(optimizer)
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or math.inf)
+        self.last_grad_norm = float(norm)
+        if not math.isfinite(self.last_grad_norm) and not scaler.is_enabled():
+            optimizer.zero_grad(set_to_none=True)
+            return float(loss.detach())
         scaler.step(optimizer)
         scaler.update()
         return float(loss.detach())
@@ -303,14 +312,20 @@ class Trainer:
         phase: str,
         callbacks: Sequence[Callback] = (),
         scheduler_per_step: bool = True,
+        checkpoint: Any = None,
     ) -> TrainState:
         """Train ``model`` for up to ``epochs`` epochs; the loop reads top to bottom.
+
+        With a ``checkpoint`` (a :class:`~binaryvision.checkpoint.Checkpointer`), the
+        state is saved after every epoch and, when the checkpointer loaded one, training
+        continues after its last completed epoch (or is skipped if the phase had ended).
 
         Raises
         ------
         TrainingError
-            The training loss became NaN or infinite; the best weights seen so far are
-            restored first, and the message names the epoch, step and learning rate.
+            The training loss or the gradient became NaN or infinite; the weights of the
+            last completed epoch are restored first, and the message names the epoch, the
+            step and the learning rate.
         """
         device = self.resolved_device()
         model.to(device)
@@ -319,9 +334,41 @@ class Trainer:
             all_callbacks.append(ProgressBar())
         state = TrainState(phase=phase, model=model, epochs=epochs)
         scaler = torch.amp.GradScaler(device.type, enabled=self._amp_dtype() is torch.float16)
-        last_good = copy.deepcopy(model.state_dict())
+        generator = getattr(train_loader, "generator", None)
+
+        def save(done: bool) -> None:
+            if checkpoint is not None:
+                checkpoint.save(
+                    phase,
+                    epoch=state.epoch,
+                    step=state.step,
+                    stop_training=state.stop_training,
+                    done=done,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    callbacks=all_callbacks,
+                    generator=generator,
+                    device=device,
+                )
+
         _emit(all_callbacks, "on_fit_start", self, state)
-        for epoch in range(1, epochs + 1):
+        start = 1
+        if checkpoint is not None:
+            saved = checkpoint.restore(
+                phase, model, optimizer, scheduler, scaler, all_callbacks, generator, device
+            )
+            state.epoch, state.step = saved["epoch"], saved["step"]
+            state.stop_training = saved["stop_training"]
+            if saved["done"]:
+                _emit(all_callbacks, "on_fit_end", self, state)  # idempotent: closes bars
+                return state
+            start = saved["epoch"] + 1
+        last_good = copy.deepcopy(model.state_dict())
+        for epoch in range(start, epochs + 1):
+            if state.stop_training:
+                break
             state.epoch, state.logs = epoch, {}
             _emit(all_callbacks, "on_epoch_start", self, state)
             model.train()
@@ -330,12 +377,18 @@ class Trainer:
                 state.lr = optimizer.param_groups[-1]["lr"]
                 _emit(all_callbacks, "on_batch_start", self, state)
                 loss = self.train_step(model, batch, optimizer, loss_fn, scaler)
-                if not math.isfinite(loss):
+                grad = getattr(self, "last_grad_norm", 0.0)
+                if not math.isfinite(loss) or (not math.isfinite(grad) and not scaler.is_enabled()):
                     model.load_state_dict(last_good)
+                    what = (
+                        f"training loss became {loss}"
+                        if not math.isfinite(loss)
+                        else (f"gradient norm became {grad}")
+                    )
                     raise TrainingError(
-                        f"The training loss became {loss} at epoch {epoch}, step {state.step + 1} "
-                        f"({phase} phase) with learning rate {state.lr:.3g}. The weights of the "
-                        "last completed epoch were restored. Lower lr, or check the images."
+                        f"The {what} at epoch {epoch}, step {state.step + 1} ({phase} phase) "
+                        f"with learning rate {state.lr:.3g}. The weights of the last completed "
+                        "epoch were restored. Lower lr, or check the images."
                     )
                 state.step += 1
                 state.batch_loss = loss
@@ -353,9 +406,9 @@ class Trainer:
             state.logs["seconds"] = time.perf_counter() - started
             last_good = copy.deepcopy(model.state_dict())
             _emit(all_callbacks, "on_epoch_end", self, state)
-            if state.stop_training:
-                break
+            save(done=False)
         _emit(all_callbacks, "on_fit_end", self, state)
+        save(done=True)
         return state
 
     def evaluate(self, model: nn.Module, loader: Iterable, loss_fn: Callable) -> dict[str, float]:
