@@ -581,7 +581,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             checkpoint = Checkpointer(
                 checkpoint_dir, self._fit_fingerprint(train, valid, seed), resume
             )
-        with self._local_rng(trainer, seed):  # seeds stay local to this fit
+        with self._local_rng(trainer, seed), trainer.determinism():  # both restored after
             backbone = self._make_backbone()
             transforms = self._make_transforms(backbone.data_config)
             model_key = self._backbone_key(transforms, backbone, seed)
@@ -659,13 +659,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         ]
         return fingerprint({"params": params, "seed": seed, "images": images})
 
-    def _drop_bad_images(self, data: ImageSet) -> tuple[ImageSet, dict]:
-        """Decode every image once; apply ``on_bad_image`` to the unreadable ones."""
-        parts = [data] if data.valid is None else [data, data.valid]
+    def _scan(self, items: list) -> list[str]:
+        """Decode every item once (cached); the reason each cannot be used, "" if it can."""
         cache = getattr(self, "_scan_cache", None)
         if cache is None:
             cache = self._scan_cache = {}
-        items = [item for part in parts for item in part.items]
         keys = []
         for item in items:
             try:
@@ -679,7 +677,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             found = dict(scan_images([items[i] for i in todo], min_size=256, workers=workers))
             for j, i in enumerate(todo):
                 cache[keys[i]] = found.get(j, "")
-        reasons = [cache[k] for k in keys]
+        return [cache[k] for k in keys]
+
+    def _drop_bad_images(self, data: ImageSet) -> tuple[ImageSet, dict]:
+        """Decode every image once; apply ``on_bad_image`` to the unreadable ones."""
+        parts = [data] if data.valid is None else [data, data.valid]
+        items = [item for part in parts for item in part.items]
+        reasons = self._scan(items)
         bad = [
             (os.fspath(item) if isinstance(item, (str, os.PathLike)) else None, i, r)
             for i, (item, r) in enumerate(zip(items, reasons))
@@ -1016,10 +1020,38 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             return sigmoid(logits)
         return self.calibrator_.transform(logits)
 
-    def _positive_proba(self, X: Any, tta: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _positive_proba(
+        self, X: Any, tta: int = 0, on_bad_image: str = "raise"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Calibrated P(positive), its spread over TTA views, and the mean raw logit."""
         self._check_fitted()
         data = as_image_set(X)
+        if on_bad_image not in ("raise", "nan"):
+            raise InvalidParameterError(
+                f"on_bad_image must be 'raise' or 'nan'; got {on_bad_image!r}."
+            )
+        if on_bad_image == "nan":
+            reasons = self._scan(data.items)
+            good = [i for i, r in enumerate(reasons) if not r]
+            if len(good) < len(reasons):
+                bad = [
+                    f"{data.items[i] if isinstance(data.items[i], (str, os.PathLike)) else f'<in-memory image #{i}>'}: {r}"
+                    for i, r in enumerate(reasons)
+                    if r
+                ]
+                more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+                warnings.warn(
+                    f"{len(bad)} of {len(reasons)} images cannot be read; their rows are NaN: "
+                    f"{'; '.join(bad[:3])}{more}.",
+                    DataWarning,
+                    stacklevel=3,
+                )
+            p, spread, mean = (np.full((len(reasons),), np.nan) for _ in range(3))
+            if good:
+                sub = self._positive_proba([data.items[i] for i in good], tta)
+                for out, values in zip((p, spread, mean), sub):
+                    out[good] = values
+            return p, spread, mean
         logits = self._raw_logits(data.items, tta)
         mean = logits.mean(axis=0)
         spread = self._calibrated(logits).std(axis=0) if len(logits) > 1 else np.zeros_like(mean)
@@ -1050,7 +1082,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         return self._fused_model[1]
 
     def predict_proba(
-        self, X: Any, *, tta: int = 0, return_std: bool = False
+        self, X: Any, *, tta: int = 0, return_std: bool = False, on_bad_image: str = "raise"
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Calibrated class probabilities, shape ``(n, 2)``, columns in ``classes_`` order.
 
@@ -1068,13 +1100,20 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             Also return, per image, the standard deviation of the calibrated
             positive-class probability across the views: an uncertainty signal (zero
             when ``tta <= 1``).
+        on_bad_image : {"raise", "nan"}, default="raise"
+            ``"raise"``: a file that cannot be read as an image raises
+            :class:`~binaryvision.ImageDecodeError` naming it. ``"nan"``: its row is NaN,
+            the other images are predicted, and one
+            :class:`~binaryvision.exceptions.DataWarning` lists the unreadable files and
+            why (every image is decoded once more to check it first).
 
         Returns
         -------
         numpy.ndarray or (numpy.ndarray, numpy.ndarray)
-            Rows sum to 1; with ``return_std``, also the spread of shape ``(n,)``.
+            Rows sum to 1 (NaN rows for unreadable images with ``on_bad_image="nan"``);
+            with ``return_std``, also the spread of shape ``(n,)``.
         """
-        p, spread, _ = self._positive_proba(X, tta)
+        p, spread, _ = self._positive_proba(X, tta, on_bad_image)
         proba = self._columns(p)
         return (proba, spread) if return_std else proba
 

@@ -13,14 +13,15 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .callbacks import Callback, History, ProgressBar, TrainState
-from .exceptions import InvalidParameterError, TrainingError
+from .exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
 
 __all__ = ["BinaryModel", "Trainer", "fuse_for_inference"]
 
@@ -119,6 +120,13 @@ class Trainer:
         keep activations in cache, 256 on GPU).
     grad_clip : float or None
         Clip the gradient norm to this value (None disables).
+    deterministic : bool
+        Make CUDA training repeatable run to run (CPU training already is, with an integer
+        ``random_state``): while binaryvision trains, PyTorch's deterministic algorithms
+        are switched on and cuDNN's benchmark mode off, and the previous settings are
+        restored afterwards. Slower on GPUs. Set the environment variable
+        ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before starting Python, as PyTorch requires;
+        a warning says so when it is missing.
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class Trainer:
         progress: bool = True,
         inference_batch_size: int | str = "auto",
         grad_clip: float | None = 5.0,
+        deterministic: bool = False,
     ) -> None:
         self.device = device
         self.precision = precision
@@ -138,6 +147,36 @@ class Trainer:
         self.progress = progress
         self.inference_batch_size = inference_batch_size
         self.grad_clip = grad_clip
+        self.deterministic = deterministic
+
+    @contextlib.contextmanager
+    def determinism(self) -> Iterator[None]:
+        """While active, use deterministic algorithms if ``deterministic`` (then restore)."""
+        if not self.deterministic:
+            yield
+            return
+        if self.resolved_device().type == "cuda" and not os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
+            warnings.warn(
+                "Trainer(deterministic=True) on CUDA needs the environment variable "
+                "CUBLAS_WORKSPACE_CONFIG=:4096:8, set before Python starts; without it "
+                "some cuBLAS operations stay non-deterministic.",
+                BinaryVisionWarning,
+                stacklevel=3,
+            )
+        before = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic,
+        )
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2:]
 
     # ------------------------------------------------------------------ resolution
     def resolved_device(self) -> torch.device:

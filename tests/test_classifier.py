@@ -435,3 +435,65 @@ def test_predict_proba_properties(fitted_tiny, n, rnd):
     np.testing.assert_allclose(clf.predict_proba(X[order]), proba[order], atol=1e-5)
     one_by_one = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(n)])
     np.testing.assert_allclose(one_by_one, proba, atol=1e-5)
+
+
+def test_predict_proba_nan_rows_for_unreadable_files(fitted_tiny, tmp_path):
+    clf, root = fitted_tiny
+    good = sorted((root / "valid").rglob("*.png"))[:3]
+    truncated = tmp_path / "half.png"
+    truncated.write_bytes(good[0].read_bytes()[:60])
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    files = [good[0], truncated, good[1], text, good[2]]
+    with pytest.raises(ImageDecodeError, match="half.png"):
+        clf.predict_proba(files)
+    with pytest.warns(DataWarning, match=r"2 of 5 images cannot be read.*half\.png.*notes\.jpg"):
+        proba, spread = clf.predict_proba(files, on_bad_image="nan", tta=2, return_std=True)
+    assert np.isnan(proba[[1, 3]]).all() and np.isnan(spread[[1, 3]]).all()
+    expected, expected_spread = clf.predict_proba(good, tta=2, return_std=True)
+    np.testing.assert_allclose(proba[[0, 2, 4]], expected, atol=1e-12)
+    np.testing.assert_allclose(spread[[0, 2, 4]], expected_spread, atol=1e-12)
+    with pytest.raises(InvalidParameterError, match="on_bad_image must be 'raise' or 'nan'"):
+        clf.predict_proba(files, on_bad_image="skip")
+
+
+def test_deterministic_option_is_on_while_training_and_restored_after(class_tree):
+    seen = []
+
+    class Probe(Callback):
+        def on_batch_start(self, trainer, state):
+            seen.append(
+                (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+            )
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    clf = tiny(epochs=1)
+    clf.trainer = Trainer(device="cpu", num_workers=0, deterministic=True, callbacks=[Probe()])
+    clf.fit(class_tree)
+    assert seen and all(s == (True, False) for s in seen)
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
+    seen.clear()
+    clf.trainer = Trainer(device="cpu", num_workers=0, callbacks=[Probe()])
+    clf.fit(class_tree)
+    assert seen and all(s[0] is before[0] for s in seen)
+
+
+@pytest.mark.parametrize("n_train", [9, 17])
+def test_batch_larger_than_data_and_trailing_batch_of_one(tmp_path, n_train):
+    """Batch norm cannot train on one image: a trailing batch of 1 is dropped, a batch larger
+    than the data shrinks to the data; both phases run with finite losses."""
+    write_class_tree(tmp_path / "train", n_train, ("a", "b"), seed=5)
+    write_class_tree(tmp_path / "valid", 4, ("a", "b"), seed=6)
+    steps = []
+
+    class Count(Callback):
+        def on_batch_end(self, trainer, state):
+            steps.append((state.phase, state.step))
+
+    batch = 2 * n_train - 1 if n_train == 17 else 1000  # 34 images in batches of 33: 1 left
+    clf = tiny(epochs=1, fine_tune_epochs=1, batch_size=batch)
+    clf.trainer = Trainer(device="cpu", num_workers=0, callbacks=[Count()])
+    clf.fit(tmp_path)
+    per_phase = {p: sum(1 for q, _ in steps if q == p) for p in ("head", "fine_tune")}
+    assert per_phase == {"head": 1, "fine_tune": 1}
+    assert all(np.isfinite(e["train_loss"]) for e in clf.history_)

@@ -388,3 +388,33 @@ def test_every_torch_load_passes_weights_only_true():
                     unsafe.append(f"{file.relative_to(PACKAGE)}:{node.lineno} ({node.value.id})")
     assert found >= 1  # the scan does see the weights loader
     assert unsafe == []
+
+
+# ============================================================================ old files
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "model_v1.bv"
+
+
+def test_model_file_of_format_1_still_loads_and_predicts(tmp_path):
+    """A file written by binaryvision 0.1 (format 1), committed, must keep loading."""
+    import numpy as np
+    from conftest import write_class_tree
+
+    from binaryvision import ImageBinaryClassifier
+
+    clf = ImageBinaryClassifier.load(FIXTURE)
+    assert list(clf.classes_) == ["disc", "square"]
+    assert clf.backbone_name_ == "tiny_cnn"
+    assert clf.threshold_choice_ is not None and clf.threshold_choice_.rule == "f1"
+    assert clf.calibrator_ is not None
+    # fresh images of the same two kinds, never seen by the fixture's fit
+    root = write_class_tree(tmp_path / "new", 10, ("disc", "square"), seed=99)
+    files = sorted(root.rglob("*.png"))
+    proba = clf.predict_proba(files)
+    assert proba.shape == (20, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert clf.score(root) >= 0.9
+    # and it survives a save/load round trip with this version
+    clf.save(tmp_path / "again.bv")
+    np.testing.assert_array_equal(
+        ImageBinaryClassifier.load(tmp_path / "again.bv").predict_proba(files), proba
+    )
