@@ -1419,9 +1419,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         params.update(pretrained=False, weights=None)
         valid = cls._get_param_names()
         clf = cls(**{k: v for k, v in params.items() if k in valid})
-        module = clf._make_backbone()
+        with torch.random.fork_rng(devices=[]):  # random init, overwritten: keep the caller's RNG
+            module = clf._make_backbone()
+            model = BinaryModel(module, float(params.get("dropout", 0.0)))
         module.data_config = DataConfig.from_dict(meta["data_config"])
-        model = BinaryModel(module, float(params.get("dropout", 0.0)))
         try:
             model.load_state_dict(tensors)
         except RuntimeError as exc:

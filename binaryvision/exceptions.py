@@ -61,7 +61,13 @@ class ImageDecodeError(DataError):
         Why it failed, in words.
     """
 
-    def __init__(self, path: str | None, reason: str) -> None:
+    def __init__(self, path: str | None, reason: str | None = None) -> None:
+        if reason is None:
+            # one argument: an already formatted message, which is how PyTorch re-raises an
+            # error from a DataLoader worker process (it keeps the type this way)
+            self.path, self.reason = None, str(path)
+            super().__init__(str(path))
+            return
         self.path = path
         self.reason = reason
         where = f"Cannot read image {path!r}" if path else "Cannot read an in-memory image"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 from pathlib import Path
@@ -497,3 +498,19 @@ def test_batch_larger_than_data_and_trailing_batch_of_one(tmp_path, n_train):
     per_phase = {p: sum(1 for q, _ in steps if q == p) for p in ("head", "fine_tune")}
     assert per_phase == {"head": 1, "fine_tune": 1}
     assert all(np.isfinite(e["train_loss"]) for e in clf.history_)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_file_broken_after_the_scan_is_named_with_workers(fitted_tiny, tmp_path, workers):
+    """A file that becomes unreadable between the scan and its use is named in the error,
+    also when it is decoded in a DataLoader worker process."""
+    clf, root = fitted_tiny
+    files = []
+    for i, f in enumerate(sorted((root / "valid").rglob("*.png"))[:6]):
+        files.append(tmp_path / f"img{i}.png")
+        files[-1].write_bytes(f.read_bytes())
+    clf = copy.deepcopy(clf)
+    clf.trainer = Trainer(device="cpu", num_workers=workers, inference_batch_size=2)
+    files[4].write_bytes(b"overwritten by another program")
+    with pytest.raises(ImageDecodeError, match="img4.png"):
+        clf.predict_proba(files)
