@@ -1,6 +1,6 @@
 """Hot dog vs not hot dog: the default model on a folder of real photos.
 
-    python examples/hotdog.py [--data PATH] [--out DIR] [--coverage 0.9]
+    python examples/hotdog.py [--data PATH] [--out DIR] [--coverage 0.9] [--fast]
 
 Fits on train/ (calibrating on a held-out fifth of it), prints the evaluation report of
 the unseen valid/ photos with abstentions at the given coverage, draws the reliability
@@ -8,6 +8,7 @@ diagram, ROC and precision-recall curves, the threshold curve and the confusion 
 then tunes the threshold for 95% precision.
 
 PATH defaults to ../shared/datasets/hotdog next to this repository (train/ and valid/).
+--fast uses the tiny random-init CNN: it checks the workflow (for CI), not the accuracy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from binaryvision import ImageBinaryClassifier
+from binaryvision import ImageBinaryClassifier, Trainer
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hotdog"
 
@@ -30,9 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--out", type=Path, default=Path("hotdog-out"))
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument(
+        "--backbone", help="default: efficientnet_lite0 (pretrained), tiny_cnn with --fast"
+    )
     parser.add_argument("--coverage", type=float, default=0.9)
+    parser.add_argument(
+        "--fast", action="store_true", help="tiny random-init backbone, no worker processes"
+    )
     args = parser.parse_args(argv)
+    backbone = args.backbone or ("tiny_cnn" if args.fast else "efficientnet_lite0")
+    fast = dict(pretrained=False, trainer=Trainer(num_workers=0)) if args.fast else {}
     if not (args.data / "train").is_dir():
         parser.error(f"{args.data} has no train/ folder; pass --data PATH")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     # Fit on train/ only: a fifth of it is held out to stop early, calibrate the
     # probabilities and keep conformal scores, so valid/ stays unseen for honest figures.
     started = time.perf_counter()
-    clf = ImageBinaryClassifier(args.backbone, random_state=0).fit(train)
+    clf = ImageBinaryClassifier(backbone, random_state=0, **fast).fit(train)
     print(f"fit in {time.perf_counter() - started:.1f} s on {clf.n_train_} photos")
     report = clf.evaluate(valid, coverage=args.coverage)
     print(report)
