@@ -19,6 +19,7 @@ from torch import nn
 
 from . import _version
 from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
+from .cache import content_key, model_key, shared_cache
 from .calibration import (
     CALIBRATION_METHODS,
     Calibrator,
@@ -152,6 +153,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         With ``on_bad_image="skip"``, more unreadable files than this fraction raises a
         :class:`~binaryvision.DataError` instead: that many broken files usually means
         the wrong folder.
+    cache_dir : str or path, optional
+        Also keep the frozen-backbone features on disk, in this folder, so that later
+        processes (another script, a notebook restart, cross-validation in worker
+        processes) reuse them. Within a process they are always cached in memory and
+        shared by every estimator, clones included. Features are keyed by a hash of the
+        image bytes, the backbone's weights and the preprocessing, so a stale entry is
+        never used. See :mod:`binaryvision.cache`.
     trainer : Trainer, optional
         Engineering settings (device, precision, workers, callbacks). Default
         ``Trainer()``: CUDA if available, else CPU.
@@ -235,6 +243,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         on_bad_image: str = "skip",
         max_bad_fraction: float = 0.01,
+        cache_dir: str | os.PathLike | None = None,
         trainer: Trainer | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 1,
@@ -261,6 +270,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.on_bad_image = on_bad_image
         self.max_bad_fraction = max_bad_fraction
+        self.cache_dir = cache_dir
         self.trainer = trainer
         self.random_state = random_state
         self.verbose = verbose
@@ -331,6 +341,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             fail("patience", "an int >= 1")
         if self.trainer is not None and not isinstance(self.trainer, Trainer):
             fail("trainer", "None or a binaryvision.Trainer")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            fail("cache_dir", "None or a folder path")
         if not is_int(self.verbose):
             fail("verbose", "an int (0 = silent)")
 
@@ -439,11 +451,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         return nn.BCEWithLogitsLoss(pos_weight=weight).to(trainer.resolved_device())
 
     # ------------------------------------------------------------------ feature cache
-    def _cache(self) -> dict:
-        if getattr(self, "_feature_cache", None) is None:
-            self._feature_cache: dict = {}
-        return self._feature_cache
-
     @staticmethod
     def _item_key(item: Any) -> tuple:
         if isinstance(item, (str, os.PathLike)):
@@ -457,7 +464,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     def _features(
         self,
         backbone: Backbone,
-        model_key: tuple,
+        model_key: str,
         items: list,
         transforms: Transforms,
         trainer: Trainer,
@@ -465,10 +472,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         view: str = "identity",
     ) -> torch.Tensor:
         """Backbone features of ``items`` (eval transform, then the TTA ``view``), cached."""
-        cache = self._cache()
-        view_key = model_key if view == "identity" else (model_key, view)
-        keys = [(view_key, self._item_key(item)) for item in items]
-        missing = [i for i, k in enumerate(keys) if k not in cache]
+        cache = shared_cache()
+        view_key = model_key if view == "identity" else f"{model_key}/{view}"
+        keys = [(view_key, content_key(item)) for item in items]
+        found = [cache.get(k, backbone.num_features, self.cache_dir) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             fast = self._fused_backbone(backbone, model_key)
             dataset = ImageDataset(
@@ -480,27 +488,26 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
             features = trainer.predict_logits(fast, loader, desc=desc)
             for i, f in zip(missing, features):
-                cache[keys[i]] = f
-        return torch.stack([cache[k] for k in keys])
+                cache.put(keys[i], f, self.cache_dir)
+                found[i] = f
+        if not items:
+            return torch.empty(0, backbone.num_features)
+        return torch.stack(found)
 
     @staticmethod
     def _view_transform(transforms: Transforms, view: str) -> Any:
         return transforms.eval if view == "identity" else TTAView(transforms.eval, view)
 
-    def _fused_backbone(self, backbone: Backbone, model_key: tuple) -> nn.Module:
+    def _fused_backbone(self, backbone: Backbone, model_key: str) -> nn.Module:
         fused = getattr(self, "_fused", None)
         if fused is None or fused[0] != model_key:
             self._fused = (model_key, fuse_for_inference(backbone))
         return self._fused[1]
 
-    def _backbone_key(self, transforms: Transforms, backbone: Backbone, seed: int) -> tuple:
-        """Identifies the frozen features: backbone, its weights, and the eval transform."""
-        tf_key: Any = self.transforms if isinstance(self.transforms, str) else id(self.transforms)
-        if isinstance(self.backbone, str):
-            weights = None if self.weights is None else os.path.abspath(os.fspath(self.weights))
-            init = None if backbone.pretrained else seed  # random init depends on the seed
-            return ("registry", self.backbone, init, weights, repr(transforms.eval), tf_key)
-        return ("module", id(self.backbone), repr(transforms.eval), tf_key)
+    @staticmethod
+    def _backbone_key(transforms: Transforms, backbone: Backbone) -> str:
+        """Identifies frozen features: the backbone's weights and the eval preprocessing."""
+        return model_key(backbone, f"{transforms.eval!r}|decode={transforms.decode_size}")
 
     # ================================================================== public API
     def fit(
@@ -522,6 +529,14 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             PIL images / a uint8 array ``(n, H, W, 3)`` together with ``y``.
         y : array-like, optional
             Labels for the list and array forms of ``X``; any two distinct values.
+        checkpoint_dir : str or path, optional
+            Folder for a training checkpoint (``checkpoint.bvckpt``), replaced atomically
+            at the end of every epoch; see :mod:`binaryvision.checkpoint`.
+        resume : bool, default=False
+            Continue from the checkpoint in ``checkpoint_dir`` when there is one (finished
+            phases are skipped; the running one continues after its last completed epoch).
+            Without a checkpoint the fit starts from the beginning. Needs the same
+            parameters, images and callbacks as the interrupted fit.
 
         Returns
         -------
@@ -584,7 +599,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         with self._local_rng(trainer, seed), trainer.determinism():  # both restored after
             backbone = self._make_backbone()
             transforms = self._make_transforms(backbone.data_config)
-            model_key = self._backbone_key(transforms, backbone, seed)
+            model_key = self._backbone_key(transforms, backbone)
             model = BinaryModel(backbone, self.dropout)
             backbone.eval().requires_grad_(False)
             lr = self.lr
@@ -641,7 +656,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.backbone_name_ = self.backbone if isinstance(self.backbone, str) else "custom"
         self.n_train_ = len(train)
         self.n_valid_ = 0 if valid is None else len(valid)
-        self._predict_key = model_key if self.fine_tune_epochs == 0 else None
+        self._predict_key = (
+            model_key if self.fine_tune_epochs == 0 else self._backbone_key(transforms, backbone)
+        )
         self._calibrate(valid, y_valid)
         return self
 
@@ -973,7 +990,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             if stage == "head":
                 features = self._features(
                     backbone,
-                    self._backbone_key(transforms, backbone, seed),
+                    self._backbone_key(transforms, backbone),
                     data.items,
                     transforms,
                     trainer,
@@ -991,27 +1008,19 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         rows = []
         for view in tta_views(tta):
             desc = "features" if view == "identity" else f"features ({view})"
-            if self._predict_key is not None:
-                features = self._features(
-                    self.model_.backbone,
-                    self._predict_key,
-                    items,
-                    self.transforms_,
-                    trainer,
-                    desc,
-                    view=view,
-                )
-                with torch.inference_mode():
-                    logits = _Head(self.model_.head).eval()(features)
-            else:
-                dataset = ImageDataset(
-                    items,
-                    None,
-                    self._view_transform(self.transforms_, view),
-                    min_size=self.transforms_.decode_size,
-                )
-                loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
-                logits = trainer.predict_logits(self._fused_backbone_model(), loader, desc=desc)
+            if self._predict_key is None:  # after load: hash the loaded weights once
+                self._predict_key = self._backbone_key(self.transforms_, self.model_.backbone)
+            features = self._features(
+                self.model_.backbone,
+                self._predict_key,
+                items,
+                self.transforms_,
+                trainer,
+                desc,
+                view=view,
+            )
+            with torch.inference_mode():
+                logits = _Head(self.model_.head).eval()(features)
             rows.append(logits.double().numpy().reshape(-1))
         return np.stack(rows)
 
@@ -1074,12 +1083,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         logits = self._raw_logits(as_image_set(X).items)[0]
         return logits if self._pos_index() == 1 else -logits
-
-    def _fused_backbone_model(self) -> nn.Module:
-        fused = getattr(self, "_fused_model", None)
-        if fused is None or fused[0] is not self.model_:
-            self._fused_model = (self.model_, fuse_for_inference(self.model_))
-        return self._fused_model[1]
 
     def predict_proba(
         self, X: Any, *, tta: int = 0, return_std: bool = False, on_bad_image: str = "raise"
@@ -1531,7 +1534,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         """Pickle support (trusted use only); caches are dropped."""
         state = dict(self.__dict__)
-        for key in ("_feature_cache", "_fused", "_fused_model"):
+        for key in ("_fused", "_scan_cache"):
             state.pop(key, None)
         return state
 
