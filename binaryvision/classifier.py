@@ -17,7 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from . import _version
+from . import _version, distributed
 from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
 from .cache import content_key, model_key, shared_cache
 from .calibration import (
@@ -476,19 +476,28 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         view_key = model_key if view == "identity" else f"{model_key}/{view}"
         keys = [(view_key, content_key(item)) for item in items]
         found = [cache.get(k, backbone.num_features, self.cache_dir) for k in keys]
+        if distributed.active():  # one list everywhere: missing if missing on any process
+            flags = torch.tensor([f is None for f in found], dtype=torch.float32)
+            found = [None if m else f for f, m in zip(found, distributed.any_rows(flags))]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             fast = self._fused_backbone(backbone, model_key)
+            mine = [missing[j] for j in distributed.shard(len(missing))]
             dataset = ImageDataset(
-                [items[i] for i in missing],
+                [items[i] for i in mine],
                 None,
                 self._view_transform(transforms, view),
                 min_size=transforms.decode_size,
             )
             loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
             features = trainer.predict_logits(fast, loader, desc=desc)
+            if distributed.active():
+                features = distributed.gather_rows(
+                    features.reshape(len(mine), backbone.num_features), len(missing)
+                )
+            disk = self.cache_dir if distributed.is_main_process() else None
             for i, f in zip(missing, features):
-                cache.put(keys[i], f, self.cache_dir)
+                cache.put(keys[i], f, disk)
                 found[i] = f
         if not items:
             return torch.empty(0, backbone.num_features)
@@ -586,6 +595,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.positive_class_ = positive
         self.fit_report_ = fit_report
         trainer = self._make_trainer()
+        trainer.setup()  # joins the torchrun process group, if any
         y_train = torch.from_numpy(self._targets(train.labels))
         y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
         self._check_balance(train.labels)
@@ -632,6 +642,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                     seed,
                     checkpoint,
                 )
+                distributed.broadcast_module(model.head)  # bitwise equal on every process
             if self.fine_tune_epochs > 0:
                 self._fine_tune(
                     model,
@@ -860,7 +871,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=self.weight_decay)
         return lr_range_test(trainer, head, loader, optimizer, nn.BCEWithLogitsLoss(), **kwargs)
 
-    def _fine_tune_parts(self, model, train, y_train, transforms, trainer, seed, lr):
+    def _fine_tune_parts(self, model, train, y_train, transforms, trainer, seed, lr, shard=False):
         backbone = model.backbone
         backbone.requires_grad_(True)
         groups = [*backbone.layer_groups(), [model.head]]
@@ -882,6 +893,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             shuffle=True,
             generator=generator,
             drop_last=len(train) > batch_size,
+            shard_seed=seed + 1 if shard else None,
         )
         return optimizer, loader, lrs
 
@@ -900,7 +912,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         checkpoint=None,
     ):
         optimizer, loader, lrs = self._fine_tune_parts(
-            model, train, y_train, transforms, trainer, seed, lr
+            model, train, y_train, transforms, trainer, seed, lr, shard=True
         )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lrs, total_steps=self.fine_tune_epochs * len(loader)
@@ -1344,7 +1356,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
 
         The file holds the weights and JSON metadata: classes, backbone, preprocessing,
         threshold, hyperparameters, library and torch versions, format version. It is
-        read by :meth:`load` without unpickling anything.
+        read by :meth:`load` without unpickling anything. Under distributed training only
+        process 0 writes; the others wait until the file is complete.
         """
         from .persistence import write_model_file
 
@@ -1380,7 +1393,9 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             "n_valid": self.n_valid_,
             "lr": self.lr_,
         }
-        write_model_file(path, self.model_.state_dict(), meta)
+        if distributed.is_main_process():
+            write_model_file(path, self.model_.state_dict(), meta)
+        distributed.barrier()
 
     @classmethod
     def load(

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .callbacks import Callback, History, ProgressBar, TrainState
 from .exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
 
@@ -127,6 +128,14 @@ class Trainer:
         restored afterwards. Slower on GPUs. Set the environment variable
         ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before starting Python, as PyTorch requires;
         a warning says so when it is missing.
+    distributed : {"auto", False}
+        ``"auto"``: when the script was started by ``torchrun`` with several processes,
+        join the process group (NCCL on CUDA, Gloo on CPU) and share the work (see
+        :mod:`binaryvision.distributed`); otherwise train in this process alone.
+        ``False``: always alone.
+    dist_timeout : float
+        Seconds a process waits for the others in a collective operation before failing
+        (a crashed peer then stops the job instead of hanging it).
     """
 
     def __init__(
@@ -139,6 +148,8 @@ class Trainer:
         inference_batch_size: int | str = "auto",
         grad_clip: float | None = 5.0,
         deterministic: bool = False,
+        distributed: str | bool = "auto",
+        dist_timeout: float = 1800.0,
     ) -> None:
         self.device = device
         self.precision = precision
@@ -148,6 +159,8 @@ class Trainer:
         self.inference_batch_size = inference_batch_size
         self.grad_clip = grad_clip
         self.deterministic = deterministic
+        self.distributed = distributed
+        self.dist_timeout = dist_timeout
 
     @contextlib.contextmanager
     def determinism(self) -> Iterator[None]:
@@ -179,10 +192,21 @@ class Trainer:
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2:]
 
     # ------------------------------------------------------------------ resolution
+    def setup(self) -> None:
+        """Join the torchrun process group when asked to (called at the start of a fit)."""
+        if self.distributed not in ("auto", False):
+            raise InvalidParameterError(
+                f"Trainer(distributed=...) must be 'auto' or False; got {self.distributed!r}."
+            )
+        if self.distributed == "auto":
+            distributed.init_from_env(self.resolved_device(), self.dist_timeout)
+
     def resolved_device(self) -> torch.device:
-        """The device that will run the model."""
+        """The device that will run the model (``cuda:LOCAL_RANK`` under torchrun)."""
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            return distributed.local_device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda":
+            return distributed.local_device("cuda")
         try:
             return torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -237,19 +261,35 @@ class Trainer:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         workers: int | None = None,
+        shard_seed: int | None = None,
     ) -> torch.utils.data.DataLoader:
-        """A DataLoader with this trainer's workers and pinned memory on CUDA."""
+        """A DataLoader with this trainer's workers and pinned memory on CUDA.
+
+        With ``shard_seed`` under distributed training, each process gets its own part of
+        the data through a :class:`~torch.utils.data.distributed.DistributedSampler`
+        (shuffled with that seed, reshuffled each epoch by :meth:`fit`) and a
+        ``batch_size`` divided by the number of processes.
+        """
         workers = self.resolved_workers() if workers is None else workers
+        sampler = None
+        if shard_seed is not None and distributed.active():
+            sampler = torch.utils.data.distributed.DistributedSampler(
+                dataset, shuffle=shuffle, seed=shard_seed, drop_last=True
+            )
+            batch_size = max(1, batch_size // distributed.world_size())
+            shuffle = False
         if generator is None and not shuffle:
             # the loader draws its workers' base seed from this generator; without one it
             # would draw from the global RNG, so a fit's dropout masks would depend on
             # whether its features were cached
             generator = torch.Generator()
-        workers = min(workers, max(0, math.ceil(len(dataset) / batch_size) - 1))
+        n = len(dataset) if sampler is None else len(sampler)
+        workers = min(workers, max(0, math.ceil(n / batch_size) - 1))
         return torch.utils.data.DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
             drop_last=drop_last,
             num_workers=workers,
@@ -280,7 +320,7 @@ class Trainer:
         return torch.cat(outputs) if outputs else torch.empty(0)
 
     def _progress(self, iterable: Iterable, desc: str) -> Iterable:
-        if not self.progress:
+        if not self.progress or not distributed.is_main_process():
             return iterable
         from tqdm.auto import tqdm
 
@@ -313,8 +353,10 @@ class Trainer:
             logits = model(inputs)
         loss = loss_fn(logits.float(), targets)
         self.last_grad_norm = math.nan
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss) and not distributed.active():
             return float(loss.detach())
+        # under DDP the backward pass still runs (the others wait for its gradients); the
+        # non-finite gradient then stops every process at the same step
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -369,14 +411,24 @@ class Trainer:
         device = self.resolved_device()
         model.to(device)
         all_callbacks = [*callbacks, *(self.callbacks or [])]
-        if self.progress:
+        if self.progress and distributed.is_main_process():
             all_callbacks.append(ProgressBar())
         state = TrainState(phase=phase, model=model, epochs=epochs)
         scaler = torch.amp.GradScaler(device.type, enabled=self._amp_dtype() is torch.float16)
         generator = getattr(train_loader, "generator", None)
 
+        sampler = getattr(train_loader, "sampler", None)
+        ddp = distributed.active() and isinstance(
+            sampler, torch.utils.data.distributed.DistributedSampler
+        )
+        train_model = model
+        if ddp:
+            train_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+
         def save(done: bool) -> None:
-            if checkpoint is not None:
+            if checkpoint is not None and distributed.is_main_process():
                 checkpoint.save(
                     phase,
                     epoch=state.epoch,
@@ -409,13 +461,15 @@ class Trainer:
             if state.stop_training:
                 break
             state.epoch, state.logs = epoch, {}
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)  # a new order per epoch, the same on every process
             _emit(all_callbacks, "on_epoch_start", self, state)
             model.train()
             started, total, seen = time.perf_counter(), 0.0, 0
             for batch in train_loader:
                 state.lr = optimizer.param_groups[-1]["lr"]
                 _emit(all_callbacks, "on_batch_start", self, state)
-                loss = self.train_step(model, batch, optimizer, loss_fn, scaler)
+                loss = self.train_step(train_model, batch, optimizer, loss_fn, scaler)
                 grad = getattr(self, "last_grad_norm", 0.0)
                 if not math.isfinite(loss) or (not math.isfinite(grad) and not scaler.is_enabled()):
                     model.load_state_dict(last_good)
@@ -439,6 +493,9 @@ class Trainer:
             if scheduler is not None and not scheduler_per_step:
                 scheduler.step()
             state.logs["train_loss"] = total / max(seen, 1)
+            if ddp:  # batch-norm statistics drift apart per process: take process 0's
+                distributed.broadcast_module(model)
+                state.logs["train_loss"] = distributed.mean(state.logs["train_loss"])
             if valid_loader is not None:
                 state.logs.update(self.evaluate(model, valid_loader, loss_fn))
             state.logs["lr"] = state.lr
