@@ -39,7 +39,8 @@ def register_backbone(
     has_weights : bool
         Whether pretrained weights exist for this backbone.
     description : str
-        One line shown by :func:`list_backbones` with ``details=True``.
+        One line describing the backbone, kept in the registry; defaults to the
+        factory's docstring.
 
     Examples
     --------
