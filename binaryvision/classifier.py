@@ -6,6 +6,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import math
 import numbers
 import os
 import warnings
@@ -1181,9 +1182,12 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         n = len(self.conformal_scores_)
         q = conformal_quantile(self.conformal_scores_, coverage)
         if not np.isfinite(q):
+            # the smallest n whose conformal rank ceil((n + 1) * coverage) exists, computed
+            # with the very formula conformal_quantile uses
+            needed = next(k for k in range(1, 10**7) if math.ceil((k + 1) * coverage) <= k)
             warnings.warn(
                 BinaryVisionWarning(
-                    f"coverage={coverage} needs at least {int(np.ceil(coverage / (1 - coverage)))} "
+                    f"coverage={coverage} needs at least {needed} "
                     f"validation images and the model kept {n}: every prediction set holds both "
                     "labels. Lower coverage or fit with more validation images."
                 ),

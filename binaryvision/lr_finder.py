@@ -140,7 +140,7 @@ class LRFindResult:
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("training loss (smoothed)")
         ax.set_title("Learning-rate finder")
-        ax.legend(loc="upper left", fontsize="small")
+        ax.legend(loc="best", fontsize="small")  # away from the curve
         ax.grid(True, which="both", alpha=0.3)
         self.ax_ = ax
         self.figure_ = ax.figure

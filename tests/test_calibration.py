@@ -81,8 +81,8 @@ def test_fitted_temperature_is_no_worse_than_a_grid_of_temperatures(pairs):
     z = np.array([a for a, _ in pairs])
     y = np.array([b for _, b in pairs], dtype=float)
     t = Calibrator("temperature").fit(z, y).params_["temperature"]
-    assert 0.05 <= t <= 20.0
-    grid = np.geomspace(0.05, 20.0, 400)
+    assert 0.25 <= t <= 20.0
+    grid = np.geomspace(0.25, 20.0, 400)
     best = min(nll(z, y, g) for g in grid)
     # the bounded search stops within ~1e-5 of log T; near a bound the NLL can still slope
     assert nll(z, y, t) <= best + 1e-4 * (1 + abs(best))
@@ -303,3 +303,12 @@ def test_split_conformal_coverage_guarantee(coverage):
     mean = float(np.mean(covered))
     assert mean >= coverage - 0.01
     assert mean <= coverage + 0.06
+
+
+def test_separable_validation_set_cannot_push_temperature_to_zero():
+    """All validation images right: the likelihood keeps falling as T -> 0; T stops at 0.25."""
+    z = np.array([-4.0, -3.0, -2.5, 2.0, 3.0, 5.0])
+    y = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    t = Calibrator("temperature").fit(z, y).params_["temperature"]
+    assert t == pytest.approx(0.25, rel=1e-3)
+    assert nll(z, y, 0.1) < nll(z, y, t)  # the unbounded optimum would be sharper still
