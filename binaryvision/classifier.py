@@ -36,6 +36,7 @@ from .data import (
     ImageSet,
     as_image_set,
     check_two_classes,
+    load_image,
     scan_images,
     split_fit_data,
 )
@@ -370,11 +371,18 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     @contextlib.contextmanager
-    def _local_rng(trainer: Trainer, seed: int) -> Iterator[None]:
-        """Seed torch's RNGs for a block and restore the caller's RNG state afterwards."""
+    def _local_rng(
+        trainer: Trainer, seed: int, cpu_state: torch.Tensor | None = None
+    ) -> Iterator[None]:
+        """Seed torch's RNGs for a block and restore the caller's RNG state afterwards.
+
+        ``cpu_state`` continues the CPU generator from a state saved in an earlier block.
+        """
         device = trainer.resolved_device()
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(seed)
+            if cpu_state is not None:
+                torch.set_rng_state(cpu_state)
             yield
 
     def _make_backbone(self) -> Backbone:
@@ -504,6 +512,49 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             return torch.empty(0, backbone.num_features)
         return torch.stack(found)
 
+    def _probe_features(
+        self, backbone: Backbone, model_key: str, items: list, transforms: Transforms, trainer
+    ) -> list[str]:
+        """Compute (and cache) the features of ``items``; why each failed, "" if it did not.
+
+        Feature extraction decodes every image anyway, so it doubles as the scan before
+        training: a file that cannot be decoded gets a blank image and is flagged, then its
+        reason is found by decoding it alone once more.
+        """
+        cache, dim = shared_cache(), backbone.num_features
+        reasons, todo, keys = [""] * len(items), [], {}
+        for i, item in enumerate(items):
+            try:
+                key = (model_key, content_key(item))
+            except OSError as exc:  # vanished or unreadable file
+                reasons[i] = f"the file cannot be read ({exc.strerror or exc})"
+                continue
+            if cache.get(key, dim, self.cache_dir) is None:
+                todo.append(i)
+                keys[i] = key
+        if not todo:
+            return reasons
+        dataset = ImageDataset(
+            [items[i] for i in todo],
+            None,
+            transforms.eval,
+            min_size=transforms.decode_size,
+            flag_errors=True,
+        )
+        loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+        features, flags = trainer.predict_logits(
+            self._fused_backbone(backbone, model_key), loader, desc="features", with_targets=True
+        )
+        for j, i in enumerate(todo):
+            if torch.isnan(flags[j]):
+                try:
+                    load_image(items[i], min_size=transforms.decode_size)
+                except ImageDecodeError as exc:
+                    reasons[i] = exc.reason
+            else:
+                cache.put(keys[i], features[j], self.cache_dir)
+        return reasons
+
     @staticmethod
     def _view_transform(transforms: Transforms, view: str) -> Any:
         return transforms.eval if view == "identity" else TTAView(transforms.eval, view)
@@ -570,7 +621,28 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"fit needs labels: X={data.source!r} is a flat list or folder of images and y "
                 "is None. Put the images in one subfolder per class, or pass y."
             )
-        data, fit_report = self._drop_bad_images(data)
+        check_two_classes(
+            data.labels if data.valid is None else np.concatenate([data.labels, data.valid.labels]),
+            data.source,
+        )  # fail fast, before any decoding
+        seed = self._seed()
+        trainer = self._make_trainer()
+        trainer.setup()  # joins the torchrun process group, if any
+        with self._local_rng(trainer, seed):
+            backbone = self._make_backbone()
+            transforms = self._make_transforms(backbone.data_config)
+            model_key = self._backbone_key(transforms, backbone)
+            model = BinaryModel(backbone, self.dropout)
+            backbone.eval().requires_grad_(False)
+            rng_after_init = torch.get_rng_state()
+        probe = None
+        if self.epochs > 0 and not distributed.active():
+            # the frozen features decode every image anyway: they double as the scan
+
+            def probe(items: list) -> list[str]:
+                return self._probe_features(backbone, model_key, items, transforms, trainer)
+
+        data, fit_report = self._drop_bad_images(data, probe)
         all_labels = (
             data.labels if data.valid is None else np.concatenate([data.labels, data.valid.labels])
         )
@@ -582,7 +654,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             classes,
             f"{type(self).__name__}(positive_class=...)",
         )
-        seed = self._seed()
         train, valid = split_fit_data(data, self.valid_size, seed)
         if valid is None and not isinstance(self.threshold, numbers.Real):
             raise InvalidParameterError(
@@ -595,8 +666,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.positive_class_ = positive
         self.fit_report_ = fit_report
-        trainer = self._make_trainer()
-        trainer.setup()  # joins the torchrun process group, if any
         y_train = torch.from_numpy(self._targets(train.labels))
         y_valid = None if valid is None else torch.from_numpy(self._targets(valid.labels))
         self._check_balance(train.labels)
@@ -607,12 +676,8 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             checkpoint = Checkpointer(
                 checkpoint_dir, self._fit_fingerprint(train, valid, seed), resume
             )
-        with self._local_rng(trainer, seed), trainer.determinism():  # both restored after
-            backbone = self._make_backbone()
-            transforms = self._make_transforms(backbone.data_config)
-            model_key = self._backbone_key(transforms, backbone)
-            model = BinaryModel(backbone, self.dropout)
-            backbone.eval().requires_grad_(False)
+        # both restored after; the RNG continues from where building the model left it
+        with self._local_rng(trainer, seed, rng_after_init), trainer.determinism():
             lr = self.lr
             if self.epochs > 0:
                 f_train = self._features(
@@ -688,8 +753,12 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         ]
         return fingerprint({"params": params, "seed": seed, "images": images})
 
-    def _scan(self, items: list) -> list[str]:
-        """Decode every item once (cached); the reason each cannot be used, "" if it can."""
+    def _scan(self, items: list, probe: Any = None) -> list[str]:
+        """Decode every item once (cached); the reason each cannot be used, "" if it can.
+
+        ``probe(items) -> reasons`` replaces the plain decoding pass (feature extraction
+        that also reports failures).
+        """
         cache = getattr(self, "_scan_cache", None)
         if cache is None:
             cache = self._scan_cache = {}
@@ -700,7 +769,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             except OSError:  # vanished or unreadable entry: let the scan say why
                 keys.append(("uncached", id(item)))
         todo = [i for i, k in enumerate(keys) if k not in cache]
-        if todo:
+        if todo and probe is not None:
+            for i, reason in zip(todo, probe([items[i] for i in todo])):
+                cache[keys[i]] = reason
+        elif todo:
             workers = self._make_trainer().resolved_workers()
             # decoded at reduced size (JPEG draft), as feature extraction will
             found = dict(scan_images([items[i] for i in todo], min_size=256, workers=workers))
@@ -708,11 +780,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 cache[keys[i]] = found.get(j, "")
         return [cache[k] for k in keys]
 
-    def _drop_bad_images(self, data: ImageSet) -> tuple[ImageSet, dict]:
+    def _drop_bad_images(self, data: ImageSet, probe: Any = None) -> tuple[ImageSet, dict]:
         """Decode every image once; apply ``on_bad_image`` to the unreadable ones."""
         parts = [data] if data.valid is None else [data, data.valid]
         items = [item for part in parts for item in part.items]
-        reasons = self._scan(items)
+        reasons = self._scan(items, probe)
         bad = [
             (os.fspath(item) if isinstance(item, (str, os.PathLike)) else None, i, r)
             for i, (item, r) in enumerate(zip(items, reasons))

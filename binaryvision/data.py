@@ -7,6 +7,7 @@ always closed; nothing a user passes in is modified.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -430,6 +431,9 @@ class ImageDataset(torch.utils.data.Dataset):
         Maps an RGB PIL image to a tensor.
     min_size : int, optional
         Passed to :func:`load_image` for fast reduced-size JPEG decoding.
+    flag_errors : bool
+        Instead of raising, return a blank image with a NaN target for an item that
+        cannot be decoded (used when feature extraction doubles as the pre-training scan).
     """
 
     def __init__(
@@ -439,19 +443,28 @@ class ImageDataset(torch.utils.data.Dataset):
         transform: Any,
         min_size: int | None = None,
         max_pixels: int | None = None,
+        flag_errors: bool = False,
     ) -> None:
         self.items = items
         self.targets = targets
         self.transform = transform
         self.min_size = min_size
         self.max_pixels = max_pixels
+        self.flag_errors = flag_errors
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = load_image(self.items[index], min_size=self.min_size, max_pixels=self.max_pixels)
         target = -1.0 if self.targets is None else float(self.targets[index])
+        try:
+            image = load_image(
+                self.items[index], min_size=self.min_size, max_pixels=self.max_pixels
+            )
+        except ImageDecodeError:
+            if not self.flag_errors:
+                raise
+            image, target = Image.new("RGB", (8, 8)), math.nan
         return self.transform(image), torch.tensor(target, dtype=torch.float32)
 
 

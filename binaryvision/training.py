@@ -300,16 +300,25 @@ class Trainer:
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
     def predict_logits(
-        self, model: nn.Module, loader: Iterable, *, desc: str = "predict"
-    ) -> torch.Tensor:
-        """Run ``model`` over a loader of ``(inputs, targets)`` and return float32 CPU outputs."""
+        self,
+        model: nn.Module,
+        loader: Iterable,
+        *,
+        desc: str = "predict",
+        with_targets: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Run ``model`` over a loader of ``(inputs, targets)`` and return float32 CPU outputs.
+
+        With ``with_targets``, also return the loader's targets, concatenated.
+        """
         device = self.resolved_device()
         model.eval().to(device)
         channels_last = device.type == "cuda" or _is_conv_net(model)
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        outputs = []
-        for inputs, _ in self._progress(loader, desc):
+        outputs, targets = [], []
+        for inputs, target in self._progress(loader, desc):
+            targets.append(target)
             inputs = inputs.to(device, non_blocking=True)
             if channels_last and inputs.ndim == 4:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -317,7 +326,10 @@ class Trainer:
                 outputs.append(model(inputs).float().cpu())
         if channels_last:
             model.to(memory_format=torch.contiguous_format)
-        return torch.cat(outputs) if outputs else torch.empty(0)
+        out = torch.cat(outputs) if outputs else torch.empty(0)
+        if with_targets:
+            return out, torch.cat(targets) if targets else torch.empty(0)
+        return out
 
     def _progress(self, iterable: Iterable, desc: str) -> Iterable:
         if not self.progress or not distributed.is_main_process():

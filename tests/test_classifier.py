@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -514,3 +515,47 @@ def test_file_broken_after_the_scan_is_named_with_workers(fitted_tiny, tmp_path,
     files[4].write_bytes(b"overwritten by another program")
     with pytest.raises(ImageDecodeError, match="img4.png"):
         clf.predict_proba(files)
+
+
+def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monkeypatch):
+    """With a head phase, the feature pass is the scan: each good image is decoded once,
+    a bad one is still reported with its reason, and the separate scan never runs."""
+    import binaryvision.classifier as module
+    from binaryvision.cache import shared_cache
+
+    write_class_tree(tmp_path / "train", 8, ("a", "b"), seed=31)
+    write_class_tree(tmp_path / "valid", 4, ("a", "b"), seed=32)
+    bad = tmp_path / "train" / "a" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    decoded = []
+    real_getitem = module.ImageDataset.__getitem__
+
+    def counting_getitem(self, index):
+        decoded.append(os.fspath(self.items[index]))
+        return real_getitem(self, index)
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the separate scan ran")
+
+    monkeypatch.setattr(module, "scan_images", no_scan)
+    monkeypatch.setattr(module.ImageDataset, "__getitem__", counting_getitem)
+    shared_cache().clear()
+    with pytest.warns(DataWarning, match="broken.png"):
+        clf = tiny(epochs=1, max_bad_fraction=0.2).fit(tmp_path)
+    assert [e["path"] for e in clf.fit_report_["skipped"]] == [os.fspath(bad)]
+    assert "not an image" in clf.fit_report_["skipped"][0]["reason"]
+    good = [p for p in decoded if p != os.fspath(bad)]
+    assert len(good) == len(set(good)) == 24  # every good image decoded exactly once
+
+    # no head phase (epochs=0): nothing to piggyback on, the plain scan runs
+    monkeypatch.undo()
+    scanned = []
+    real_scan = module.scan_images
+    monkeypatch.setattr(
+        module,
+        "scan_images",
+        lambda items, **kw: scanned.append(len(items)) or real_scan(items, **kw),
+    )
+    with pytest.warns(DataWarning, match="broken.png"):
+        tiny(epochs=0, fine_tune_epochs=1, max_bad_fraction=0.2).fit(tmp_path)
+    assert scanned == [25]

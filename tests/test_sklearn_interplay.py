@@ -475,7 +475,7 @@ def test_grid_search_runs_the_backbone_once_per_image(tmp_path, monkeypatch):
 
     def counting_predict_logits(self, model, loader, **kwargs):
         out = original(self, model, loader, **kwargs)
-        predicted_rows["rows"] += len(out)
+        predicted_rows["rows"] += len(out[0] if isinstance(out, tuple) else out)
         return out
 
     monkeypatch.setattr(Trainer, "predict_logits", counting_predict_logits)
