@@ -136,6 +136,10 @@ class Trainer:
     dist_timeout : float
         Seconds a process waits for the others in a collective operation before failing
         (a crashed peer then stops the job instead of hanging it).
+    compile : bool
+        Fine-tune through :func:`torch.compile`. Compiling costs time up front (about a
+        minute on a 2-core CPU) and pays back on long fine-tuning runs, mostly on GPUs.
+        The weights end close to, not bitwise equal to, an uncompiled run.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class Trainer:
         deterministic: bool = False,
         distributed: str | bool = "auto",
         dist_timeout: float = 1800.0,
+        compile: bool = False,
     ) -> None:
         self.device = device
         self.precision = precision
@@ -161,6 +166,7 @@ class Trainer:
         self.deterministic = deterministic
         self.distributed = distributed
         self.dist_timeout = dist_timeout
+        self.compile = compile
 
     @contextlib.contextmanager
     def determinism(self) -> Iterator[None]:
@@ -482,6 +488,8 @@ class Trainer:
             train_model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
+        if self.compile:
+            train_model = torch.compile(train_model)
 
         def save(done: bool) -> None:
             if checkpoint is not None and distributed.is_main_process():

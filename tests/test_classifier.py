@@ -559,3 +559,20 @@ def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monk
     with pytest.warns(DataWarning, match="broken.png"):
         tiny(epochs=0, fine_tune_epochs=1, max_bad_fraction=0.2).fit(tmp_path)
     assert scanned == [25]
+
+
+@pytest.mark.slow
+def test_compiled_fine_tuning_matches_eager(seed_tree):
+    """Trainer(compile=True) fine-tunes through torch.compile to (nearly) the same model."""
+    kwargs = dict(epochs=1, fine_tune_epochs=1, dropout=0.0)  # inductor draws its own dropout masks
+    eager = tiny(**kwargs)
+    eager.trainer = Trainer(device="cpu", num_workers=0, progress=False)
+    compiled = tiny(**kwargs)
+    compiled.trainer = Trainer(device="cpu", num_workers=0, progress=False, compile=True)
+    files = sorted((seed_tree / "valid").rglob("*.png"))
+    p_eager = eager.fit(seed_tree).predict_proba(files)
+    p_compiled = compiled.fit(seed_tree).predict_proba(files)
+    assert [e["phase"] for e in compiled.history_].count("fine_tune") == 1
+    np.testing.assert_allclose(p_compiled, p_eager, atol=1e-3)
+    for k, v in eager.model_.state_dict().items():
+        assert torch.allclose(compiled.model_.state_dict()[k].float(), v.float(), atol=1e-3), k
