@@ -774,10 +774,13 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 cache[keys[i]] = reason
         elif todo:
             workers = self._make_trainer().resolved_workers()
-            # decoded at reduced size (JPEG draft), as feature extraction will
-            found = dict(scan_images([items[i] for i in todo], min_size=256, workers=workers))
-            for j, i in enumerate(todo):
-                cache[keys[i]] = found.get(j, "")
+            # decoded at reduced size (JPEG draft), as feature extraction will; under
+            # torchrun each process scans its share and all get the same full answer
+            mine = [todo[j] for j in distributed.shard(len(todo))]
+            found = dict(scan_images([items[i] for i in mine], min_size=256, workers=workers))
+            reasons = distributed.gather_lists([found.get(j, "") for j in range(len(mine))])
+            for i, reason in zip(todo, reasons):
+                cache[keys[i]] = reason
         return [cache[k] for k in keys]
 
     def _drop_bad_images(self, data: ImageSet, probe: Any = None) -> tuple[ImageSet, dict]:

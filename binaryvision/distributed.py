@@ -11,8 +11,9 @@ CUDA GPUs, Gloo on CPUs)::
 
 What each phase does with N processes:
 
-* **scan and features**: every process decodes and runs the backbone on 1/N of the images
-  that are not cached yet, then they exchange results, so all hold every feature;
+* **scan and features**: every process decodes (to find unreadable files) and runs the
+  backbone on 1/N of the images that are not cached yet, then they exchange results, so
+  all hold every feature and the same list of files to skip;
 * **head**: trained on the same features with the same seed in every process, then the
   weights of process 0 are copied to the others (bitwise equal everywhere);
 * **fine-tuning**: ``DistributedDataParallel`` with a ``DistributedSampler`` (reshuffled
@@ -35,6 +36,7 @@ from torch import nn
 
 __all__ = [
     "broadcast_module",
+    "gather_lists",
     "gather_rows",
     "init_from_env",
     "is_main_process",
@@ -107,6 +109,19 @@ def gather_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return torch.cat([p[:s].cpu() for p, s in zip(parts, sizes)])
+
+
+def gather_lists(part: list) -> list:
+    """Concatenate every process's list (each its :func:`shard`), in rank order.
+
+    Plain Python values (strings, numbers) only: they are pickled between the processes
+    of one job, which trust each other.
+    """
+    if not active():
+        return list(part)
+    parts: list = [None] * world_size()
+    dist.all_gather_object(parts, list(part))
+    return [value for chunk in parts for value in chunk]
 
 
 def _shard_slice(n: int, r: int) -> slice:

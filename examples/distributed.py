@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "rank": dist.get_rank() if dist.is_initialized() else 0,
         "world_size": dist.get_world_size() if dist.is_initialized() else 1,
         "weights_sha256": weights_hash(clf),
+        "skipped": [e["path"] for e in clf.fit_report_["skipped"]],
         "history": [{k: v for k, v in e.items() if k != "seconds"} for e in clf.history_],
         "fit_seconds": seconds,
     }

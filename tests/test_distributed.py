@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 def test_two_gloo_ranks_agree_and_match_single_process_metrics(tmp_path):
-    data = make_shapes(tmp_path / "shapes", 24, 12, size=64, random_state=5)
+    data = make_shapes(tmp_path / "shapes", 60, 12, size=64, random_state=5)
+    broken = data / "train" / "circles" / "broken.jpg"  # 1 of 144 files: skipped, under 1%
+    broken.write_bytes(b"\xff\xd8\xff\xe0 a JPEG cut short")
     out = tmp_path / "out"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
@@ -35,6 +37,8 @@ def test_two_gloo_ranks_agree_and_match_single_process_metrics(tmp_path):
     assert [p["rank"] for p in ranks] == [0, 1] and ranks[0]["world_size"] == 2
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert ranks[0]["history"] == ranks[1]["history"]
+    # each rank scanned half of the files; both know the whole list of skipped files
+    assert ranks[0]["skipped"] == ranks[1]["skipped"] == [str(broken)]
     phases = [e["phase"] for e in ranks[0]["history"]]
     assert phases.count("fine_tune") == 2  # DDP really ran
 
