@@ -19,6 +19,9 @@ Two stores are used:
 * **disk**, when the estimator is given ``cache_dir=``: one small file of raw float32
   values per image and model (no pickle; written atomically; a file of the wrong size is
   ignored and rewritten), so later processes reuse the work too.
+
+The same content key also keeps the result of the pre-training scan for unreadable
+images (:attr:`FeatureCache.scan_reasons`), so a file is checked once per process.
 """
 
 from __future__ import annotations
@@ -98,15 +101,18 @@ class FeatureCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: Why each image (by :func:`content_key`) cannot be used; "" when it can.
+        self.scan_reasons: dict[Any, str] = {}
 
     def __len__(self) -> int:
         return len(self._memory)
 
     def clear(self) -> None:
-        """Forget every feature held in memory (files on disk are kept)."""
+        """Forget every feature and scan result held in memory (files on disk are kept)."""
         with self._lock:
             self._memory.clear()
             self._bytes = 0
+            self.scan_reasons.clear()
 
     @staticmethod
     def _file(directory: str | os.PathLike, key: tuple[str, str]) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import math
 import numbers
 import os
@@ -460,16 +459,6 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         return nn.BCEWithLogitsLoss(pos_weight=weight).to(trainer.resolved_device())
 
     # ------------------------------------------------------------------ feature cache
-    @staticmethod
-    def _item_key(item: Any) -> tuple:
-        if isinstance(item, (str, os.PathLike)):
-            path = os.path.abspath(os.fspath(item))
-            st = os.stat(path)
-            return ("file", path, st.st_size, st.st_mtime_ns)
-        if isinstance(item, np.ndarray):
-            return ("array", item.shape, str(item.dtype), hashlib.sha1(item.tobytes()).hexdigest())
-        return ("pil", item.size, item.mode, hashlib.sha1(item.tobytes()).hexdigest())
-
     def _features(
         self,
         backbone: Backbone,
@@ -747,7 +736,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             if k not in ("verbose", "trainer", "random_state")
         }
         images = [
-            [repr(self._item_key(item)) for item in part.items] + [repr(v) for v in part.labels]
+            [content_key(item) for item in part.items] + [repr(v) for v in part.labels]
             for part in (train, valid)
             if part is not None
         ]
@@ -759,13 +748,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         ``probe(items) -> reasons`` replaces the plain decoding pass (feature extraction
         that also reports failures).
         """
-        cache = getattr(self, "_scan_cache", None)
-        if cache is None:
-            cache = self._scan_cache = {}
-        keys = []
+        cache = shared_cache().scan_reasons  # by image content, shared like the features
+        keys: list = []
         for item in items:
             try:
-                keys.append(self._item_key(item))
+                keys.append(content_key(item))
             except OSError:  # vanished or unreadable entry: let the scan say why
                 keys.append(("uncached", id(item)))
         todo = [i for i, k in enumerate(keys) if k not in cache]
@@ -1628,7 +1615,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         """Pickle support (trusted use only); caches are dropped."""
         state = dict(self.__dict__)
-        for key in ("_fused", "_scan_cache"):
+        for key in ("_fused",):
             state.pop(key, None)
         return state
 

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 from ._version import __version__
 from .calibration import CALIBRATION_METHODS
-from .data import IMAGE_EXTENSIONS, as_image_set, find_images
+from .data import IMAGE_EXTENSIONS, _is_hidden, as_image_set, find_images
 from .exceptions import BinaryVisionError, DataError, InvalidParameterError, ModelFileError
 from .metrics import check_threshold_rule
 
@@ -383,11 +383,6 @@ def _save_figure(figure: Any, path: str) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _hidden(name: str) -> bool:
-    # The rule data.py applies to class folders: hidden and dunder entries are never data.
-    return name.startswith(".") or name.startswith("__")
-
-
 def find_prediction_images(paths: Sequence[str]) -> list[str]:
     """Expand image files and folders (searched recursively) into a list of image paths.
 
@@ -417,7 +412,7 @@ def find_prediction_images(paths: Sequence[str]) -> list[str]:
         elif os.path.isdir(path):
             images: list[str] = []
             for root, dirs, _ in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not _hidden(d))
+                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
                 images += find_images(root)
             if not images:
                 raise DataError(

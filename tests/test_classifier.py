@@ -549,6 +549,7 @@ def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monk
 
     # no head phase (epochs=0): nothing to piggyback on, the plain scan runs
     monkeypatch.undo()
+    shared_cache().clear()  # scan results are kept by content, like features
     scanned = []
     real_scan = module.scan_images
     monkeypatch.setattr(
