@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import torch
 from .exceptions import InvalidParameterError, ModelFileError
 from .persistence import read_model_file, write_model_file
 
-__all__ = ["CHECKPOINT_NAME", "Checkpointer", "fingerprint"]
+__all__ = ["CHECKPOINT_NAME", "Checkpointer", "LoopObjects", "fingerprint"]
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.bvckpt"
@@ -118,6 +119,19 @@ def _load_callback_states(callbacks: list, states: list, path: str) -> None:
         callback.load_state_dict(state)
 
 
+@dataclass
+class LoopObjects:
+    """What a training loop holds that a checkpoint saves and restores."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    callbacks: list
+    generator: torch.Generator | None
+    device: torch.device
+
+
 class Checkpointer:
     """Writes and restores the checkpoint of one fit (used by :meth:`Trainer.fit`).
 
@@ -173,17 +187,7 @@ class Checkpointer:
             return "done"
         return "running" if self.saved["phase"] == phase else "todo"
 
-    def restore(
-        self,
-        phase: str,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        scaler: Any,
-        callbacks: list,
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> dict:
+    def restore(self, phase: str, live: LoopObjects) -> dict:
         """Load the saved state of ``phase`` into the live objects; return the loop state.
 
         Returns ``{"epoch", "step", "stop_training", "done"}``: the last completed epoch,
@@ -191,63 +195,51 @@ class Checkpointer:
         phase had finished.
         """
         status = self.phase_state(phase)
-        if status == "todo":
-            return {"epoch": 0, "step": 0, "stop_training": False, "done": False}
-        if status == "done" and self.saved["phase"] != phase:
-            # a later phase was saved: it holds the whole model and the history
-            return {"epoch": 0, "step": 0, "stop_training": True, "done": True}
+        if status == "todo" or (status == "done" and self.saved["phase"] != phase):
+            # nothing yet; or a later phase was saved, which holds the model and history
+            done = status == "done"
+            return {"epoch": 0, "step": 0, "stop_training": done, "done": done}
         state = _decode(self.saved["state"], self.tensors)
-        model.load_state_dict(state["model"])
-        _load_callback_states(callbacks, state["callbacks"], os.fspath(self.path))
-        if status == "done":
-            return {
-                "epoch": state["epoch"],
-                "step": state["step"],
-                "stop_training": True,
-                "done": True,
-            }
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], generator, device)
+        live.model.load_state_dict(state["model"])
+        _load_callback_states(live.callbacks, state["callbacks"], os.fspath(self.path))
+        done = status == "done"
+        if not done:
+            live.optimizer.load_state_dict(state["optimizer"])
+            if live.scheduler is not None and state["scheduler"] is not None:
+                live.scheduler.load_state_dict(state["scheduler"])
+            live.scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"], live.generator, live.device)
         return {
             "epoch": state["epoch"],
             "step": state["step"],
-            "stop_training": state["stop_training"],
-            "done": False,
+            "stop_training": done or state["stop_training"],
+            "done": done,
         }
 
     def save(
         self,
         phase: str,
+        live: LoopObjects,
         *,
         epoch: int,
         step: int,
         stop_training: bool,
         done: bool,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        scaler: Any,
-        callbacks: list,
-        generator: torch.Generator | None,
-        device: torch.device,
     ) -> None:
         """Write the state after ``epoch`` of ``phase`` (complete, atomic, finite weights)."""
         phases_done = list(self.saved["phases_done"]) if self.saved else []
         if done and phase not in phases_done:
             phases_done.append(phase)
         state = {
-            "model": model.state_dict(),
-            "callbacks": _callback_states(callbacks),
+            "model": live.model.state_dict(),
+            "callbacks": _callback_states(live.callbacks),
             "epoch": epoch,
             "step": step,
             "stop_training": stop_training,
-            "optimizer": None if done else optimizer.state_dict(),
-            "scheduler": None if done or scheduler is None else scheduler.state_dict(),
-            "scaler": None if done else scaler.state_dict(),
-            "rng": None if done else _rng_state(generator, device),
+            "optimizer": None if done else live.optimizer.state_dict(),
+            "scheduler": None if done or live.scheduler is None else live.scheduler.state_dict(),
+            "scaler": None if done else live.scaler.state_dict(),
+            "rng": None if done else _rng_state(live.generator, live.device),
         }
         tensors: dict[str, torch.Tensor] = {}
         meta = {

@@ -22,6 +22,7 @@ from torch import nn
 
 from . import distributed
 from .callbacks import Callback, History, ProgressBar, TrainState
+from .checkpoint import LoopObjects
 from .exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
 
 __all__ = ["BinaryModel", "Trainer", "fuse_for_inference"]
@@ -141,6 +142,8 @@ class Trainer:
         minute on a 2-core CPU) and pays back on long fine-tuning runs, mostly on GPUs.
         The weights end close to, not bitwise equal to, an uncompiled run.
     """
+
+    _channels_last = False  # set by _layout while a model runs in that memory format
 
     def __init__(
         self,
@@ -303,6 +306,28 @@ class Trainer:
             pin_memory=self.resolved_device().type == "cuda",
         )
 
+    @contextlib.contextmanager
+    def _layout(self, model: nn.Module, channels_last: bool) -> Iterator[None]:
+        """Run a block with ``model``, and the inputs :meth:`_device_inputs` moves, in
+        channels_last memory format when asked; the model's layout is restored after."""
+        previous = self._channels_last
+        self._channels_last = channels_last
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        try:
+            yield
+        finally:
+            if channels_last:
+                model.to(memory_format=torch.contiguous_format)
+            self._channels_last = previous
+
+    def _device_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` on the device, images in the memory format of :meth:`_layout`."""
+        inputs = inputs.to(self.resolved_device(), non_blocking=True)
+        if self._channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
     def predict_logits(
@@ -319,19 +344,12 @@ class Trainer:
         """
         device = self.resolved_device()
         model.eval().to(device)
-        channels_last = device.type == "cuda" or _is_conv_net(model)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
         outputs, targets = [], []
-        for inputs, target in self._progress(loader, desc):
-            targets.append(target)
-            inputs = inputs.to(device, non_blocking=True)
-            if channels_last and inputs.ndim == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                outputs.append(model(inputs).float().cpu())
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+        with self._layout(model, device.type == "cuda" or _is_conv_net(model)):
+            for inputs, target in self._progress(loader, desc):
+                targets.append(target)
+                with self.autocast():
+                    outputs.append(model(self._device_inputs(inputs)).float().cpu())
         out = torch.cat(outputs) if outputs else torch.empty(0)
         if with_targets:
             return out, torch.cat(targets) if targets else torch.empty(0)
@@ -364,10 +382,8 @@ class Trainer:
         :class:`~binaryvision.TrainingError`. Gradients are clipped to ``grad_clip``.
         Override this in a subclass to change what a step does.
         """
-        device = self.resolved_device()
-        inputs, targets = (t.to(device, non_blocking=True) for t in batch)
-        if inputs.ndim == 4 and getattr(self, "_channels_last", False):
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = self._device_inputs(batch[0])
+        targets = batch[1].to(self.resolved_device(), non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             logits = model(inputs)
@@ -394,10 +410,8 @@ class Trainer:
         self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], loss_fn: Callable
     ) -> tuple[float, torch.Tensor]:
         """Return the summed loss and the logits of one validation batch."""
-        device = self.resolved_device()
-        inputs, targets = (t.to(device, non_blocking=True) for t in batch)
-        if inputs.ndim == 4 and getattr(self, "_channels_last", False):
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = self._device_inputs(batch[0])
+        targets = batch[1].to(self.resolved_device(), non_blocking=True)
         with self.autocast():
             logits = model(inputs).float()
         return float(loss_fn(logits, targets).detach()) * len(targets), logits.cpu()
@@ -434,142 +448,103 @@ class Trainer:
         model.to(device)
         # channels_last: 1.6x faster fine-tuning of EfficientNet-Lite0 on a 2-core CPU
         # (bench/gpu.py --device cpu), and the layout GPUs' tensor cores want
-        self._channels_last = _is_conv_net(model)
-        if self._channels_last:
-            model.to(memory_format=torch.channels_last)
-        try:
-            return self._fit_loop(
-                model,
-                train_loader,
-                valid_loader,
-                optimizer,
-                scheduler,
-                epochs,
-                loss_fn,
-                phase=phase,
-                callbacks=callbacks,
-                scheduler_per_step=scheduler_per_step,
-                checkpoint=checkpoint,
+        with self._layout(model, _is_conv_net(model)):
+            all_callbacks = [*callbacks, *(self.callbacks or [])]
+            if self.progress and distributed.is_main_process():
+                all_callbacks.append(ProgressBar())
+            state = TrainState(phase=phase, model=model, epochs=epochs)
+            scaler = torch.amp.GradScaler(device.type, enabled=self._amp_dtype() is torch.float16)
+            generator = getattr(train_loader, "generator", None)
+
+            sampler = getattr(train_loader, "sampler", None)
+            ddp = distributed.active() and isinstance(
+                sampler, torch.utils.data.distributed.DistributedSampler
             )
-        finally:
-            if self._channels_last:
-                model.to(memory_format=torch.contiguous_format)
-            self._channels_last = False
-
-    def _fit_loop(
-        self,
-        model,
-        train_loader,
-        valid_loader,
-        optimizer,
-        scheduler,
-        epochs,
-        loss_fn,
-        *,
-        phase,
-        callbacks,
-        scheduler_per_step,
-        checkpoint,
-    ) -> TrainState:
-        device = self.resolved_device()
-        all_callbacks = [*callbacks, *(self.callbacks or [])]
-        if self.progress and distributed.is_main_process():
-            all_callbacks.append(ProgressBar())
-        state = TrainState(phase=phase, model=model, epochs=epochs)
-        scaler = torch.amp.GradScaler(device.type, enabled=self._amp_dtype() is torch.float16)
-        generator = getattr(train_loader, "generator", None)
-
-        sampler = getattr(train_loader, "sampler", None)
-        ddp = distributed.active() and isinstance(
-            sampler, torch.utils.data.distributed.DistributedSampler
-        )
-        train_model = model
-        if ddp:
-            train_model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        if self.compile:
-            train_model = torch.compile(train_model)
-
-        def save(done: bool) -> None:
-            if checkpoint is not None and distributed.is_main_process():
-                checkpoint.save(
-                    phase,
-                    epoch=state.epoch,
-                    step=state.step,
-                    stop_training=state.stop_training,
-                    done=done,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    scaler=scaler,
-                    callbacks=all_callbacks,
-                    generator=generator,
-                    device=device,
+            train_model = model
+            if ddp:
+                train_model = nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device.index] if device.type == "cuda" else None
                 )
+            if self.compile:
+                train_model = torch.compile(train_model)
 
-        _emit(all_callbacks, "on_fit_start", self, state)
-        start = 1
-        if checkpoint is not None:
-            saved = checkpoint.restore(
-                phase, model, optimizer, scheduler, scaler, all_callbacks, generator, device
+            live = LoopObjects(
+                model, optimizer, scheduler, scaler, all_callbacks, generator, device
             )
-            state.epoch, state.step = saved["epoch"], saved["step"]
-            state.stop_training = saved["stop_training"]
-            if saved["done"]:
-                _emit(all_callbacks, "on_fit_end", self, state)  # idempotent: closes bars
-                return state
-            start = saved["epoch"] + 1
-        last_good = copy.deepcopy(model.state_dict())
-        for epoch in range(start, epochs + 1):
-            if state.stop_training:
-                break
-            state.epoch, state.logs = epoch, {}
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)  # a new order per epoch, the same on every process
-            _emit(all_callbacks, "on_epoch_start", self, state)
-            model.train()
-            started, total, seen = time.perf_counter(), 0.0, 0
-            for batch in train_loader:
-                state.lr = optimizer.param_groups[-1]["lr"]
-                _emit(all_callbacks, "on_batch_start", self, state)
-                loss = self.train_step(train_model, batch, optimizer, loss_fn, scaler)
-                grad = getattr(self, "last_grad_norm", 0.0)
-                if not math.isfinite(loss) or (not math.isfinite(grad) and not scaler.is_enabled()):
-                    model.load_state_dict(last_good)
-                    what = (
-                        f"training loss became {loss}"
-                        if not math.isfinite(loss)
-                        else (f"gradient norm became {grad}")
+
+            def save(done: bool) -> None:
+                if checkpoint is not None and distributed.is_main_process():
+                    checkpoint.save(
+                        phase,
+                        live,
+                        epoch=state.epoch,
+                        step=state.step,
+                        stop_training=state.stop_training,
+                        done=done,
                     )
-                    raise TrainingError(
-                        f"The {what} at epoch {epoch}, step {state.step + 1} ({phase} phase) "
-                        f"with learning rate {state.lr:.3g}. The weights of the last completed "
-                        "epoch were restored. Lower lr, or check the images."
-                    )
-                state.step += 1
-                state.batch_loss = loss
-                total += loss * len(batch[1])
-                seen += len(batch[1])
-                if scheduler is not None and scheduler_per_step:
-                    scheduler.step()
-                _emit(all_callbacks, "on_batch_end", self, state)
-            if scheduler is not None and not scheduler_per_step:
-                scheduler.step()
-            state.logs["train_loss"] = total / max(seen, 1)
-            if ddp:  # batch-norm statistics drift apart per process: take process 0's
-                distributed.broadcast_module(model)
-                state.logs["train_loss"] = distributed.mean(state.logs["train_loss"])
-            if valid_loader is not None:
-                state.logs.update(self.evaluate(model, valid_loader, loss_fn))
-            state.logs["lr"] = state.lr
-            state.logs["seconds"] = time.perf_counter() - started
+
+            _emit(all_callbacks, "on_fit_start", self, state)
+            start = 1
+            if checkpoint is not None:
+                saved = checkpoint.restore(phase, live)
+                state.epoch, state.step = saved["epoch"], saved["step"]
+                state.stop_training = saved["stop_training"]
+                if saved["done"]:
+                    _emit(all_callbacks, "on_fit_end", self, state)  # idempotent: closes bars
+                    return state
+                start = saved["epoch"] + 1
             last_good = copy.deepcopy(model.state_dict())
-            _emit(all_callbacks, "on_epoch_end", self, state)
-            save(done=False)
-        _emit(all_callbacks, "on_fit_end", self, state)
-        save(done=True)
-        return state
+            for epoch in range(start, epochs + 1):
+                if state.stop_training:
+                    break
+                state.epoch, state.logs = epoch, {}
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(epoch)  # a new order per epoch, the same on every process
+                _emit(all_callbacks, "on_epoch_start", self, state)
+                model.train()
+                started, total, seen = time.perf_counter(), 0.0, 0
+                for batch in train_loader:
+                    state.lr = optimizer.param_groups[-1]["lr"]
+                    _emit(all_callbacks, "on_batch_start", self, state)
+                    loss = self.train_step(train_model, batch, optimizer, loss_fn, scaler)
+                    grad = getattr(self, "last_grad_norm", 0.0)
+                    if not math.isfinite(loss) or (
+                        not math.isfinite(grad) and not scaler.is_enabled()
+                    ):
+                        model.load_state_dict(last_good)
+                        what = (
+                            f"training loss became {loss}"
+                            if not math.isfinite(loss)
+                            else (f"gradient norm became {grad}")
+                        )
+                        raise TrainingError(
+                            f"The {what} at epoch {epoch}, step {state.step + 1} ({phase} phase) "
+                            f"with learning rate {state.lr:.3g}. The weights of the last completed "
+                            "epoch were restored. Lower lr, or check the images."
+                        )
+                    state.step += 1
+                    state.batch_loss = loss
+                    total += loss * len(batch[1])
+                    seen += len(batch[1])
+                    if scheduler is not None and scheduler_per_step:
+                        scheduler.step()
+                    _emit(all_callbacks, "on_batch_end", self, state)
+                if scheduler is not None and not scheduler_per_step:
+                    scheduler.step()
+                state.logs["train_loss"] = total / max(seen, 1)
+                if ddp:  # batch-norm statistics drift apart per process: take process 0's
+                    distributed.broadcast_module(model)
+                    state.logs["train_loss"] = distributed.mean(state.logs["train_loss"])
+                if valid_loader is not None:
+                    state.logs.update(self.evaluate(model, valid_loader, loss_fn))
+                state.logs["lr"] = state.lr
+                state.logs["seconds"] = time.perf_counter() - started
+                last_good = copy.deepcopy(model.state_dict())
+                _emit(all_callbacks, "on_epoch_end", self, state)
+                save(done=False)
+            _emit(all_callbacks, "on_fit_end", self, state)
+            save(done=True)
+            return state
 
     def evaluate(self, model: nn.Module, loader: Iterable, loss_fn: Callable) -> dict[str, float]:
         """Validation loss and accuracy (threshold 0.5) over a loader."""
