@@ -598,6 +598,27 @@ class _CurveDisplay:
     def plot(self, ax: Any = None) -> Any:  # pragma: no cover - every subclass draws
         raise NotImplementedError
 
+    def _mark_operating_point(self, ax: Any, x: float, y: float, label: str) -> None:
+        """The red dot at the decision threshold, kept as ``point_``."""
+        (self.point_,) = ax.plot(
+            [x], [y], linestyle="none", marker="o", markersize=9, color="C3", label=label
+        )
+
+    def _finish_unit_square(
+        self, ax: Any, figure: Any, top: float, xlabel: str, ylabel: str, title: str, loc: str
+    ) -> Any:
+        """Unit-square limits, labels, legend and grid; keeps ``ax_`` and ``figure_``."""
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, top)
+        ax.set_aspect("equal")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(loc=loc, fontsize="small")
+        ax.grid(alpha=0.3)
+        self.ax_, self.figure_ = ax, figure
+        return self
+
 
 class ROCCurveDisplay(_CurveDisplay):
     """ROC curve with its AUC and the operating point at the decision threshold.
@@ -659,26 +680,22 @@ class ROCCurveDisplay(_CurveDisplay):
         (self.line_,) = ax.plot(
             self.fpr_, self.tpr_, color="C0", label=f"ROC (AUC = {self.roc_auc_:.3f})"
         )
-        (self.point_,) = ax.plot(
-            [self.fpr_at_threshold_],
-            [self.tpr_at_threshold_],
-            linestyle="none",
-            marker="o",
-            markersize=9,
-            color="C3",
-            label=f"threshold {self.threshold:.2f}: TPR {self.tpr_at_threshold_:.2f}, "
+        self._mark_operating_point(
+            ax,
+            self.fpr_at_threshold_,
+            self.tpr_at_threshold_,
+            f"threshold {self.threshold:.2f}: TPR {self.tpr_at_threshold_:.2f}, "
             f"FPR {self.fpr_at_threshold_:.2f}",
         )
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        ax.set_aspect("equal")
-        ax.set_xlabel(f"false positive rate ({neg} predicted {pos})")
-        ax.set_ylabel(f"true positive rate ({pos} found)")
-        ax.set_title(f"ROC curve, positive class {pos}")
-        ax.legend(loc="lower right", fontsize="small")
-        ax.grid(alpha=0.3)
-        self.ax_, self.figure_ = ax, figure
-        return self
+        return self._finish_unit_square(
+            ax,
+            figure,
+            1.01,
+            f"false positive rate ({neg} predicted {pos})",
+            f"true positive rate ({pos} found)",
+            f"ROC curve, positive class {pos}",
+            "lower right",
+        )
 
 
 class PRCurveDisplay(_CurveDisplay):
@@ -756,26 +773,22 @@ class PRCurveDisplay(_CurveDisplay):
             color="0.5",
             label=f"chance (prevalence {self.prevalence_:.2f})",
         )
-        (self.point_,) = ax.plot(
-            [self.recall_at_threshold_],
-            [self.precision_at_threshold_],
-            linestyle="none",
-            marker="o",
-            markersize=9,
-            color="C3",
-            label=f"threshold {self.threshold:.2f}: precision "
+        self._mark_operating_point(
+            ax,
+            self.recall_at_threshold_,
+            self.precision_at_threshold_,
+            f"threshold {self.threshold:.2f}: precision "
             f"{self.precision_at_threshold_:.2f}, recall {self.recall_at_threshold_:.2f}",
         )
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.05)
-        ax.set_aspect("equal")
-        ax.set_xlabel(f"recall ({pos} found)")
-        ax.set_ylabel(f"precision (predicted {pos} that are {pos})")
-        ax.set_title(f"Precision-recall curve, positive class {pos}")
-        ax.legend(loc="lower left", fontsize="small")
-        ax.grid(alpha=0.3)
-        self.ax_, self.figure_ = ax, figure
-        return self
+        return self._finish_unit_square(
+            ax,
+            figure,
+            1.05,
+            f"recall ({pos} found)",
+            f"precision (predicted {pos} that are {pos})",
+            f"Precision-recall curve, positive class {pos}",
+            "lower left",
+        )
 
 
 class ThresholdDisplay(_CurveDisplay):
