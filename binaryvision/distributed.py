@@ -91,10 +91,7 @@ def local_device(device_type: str) -> torch.device:
 
 def shard(n: int) -> range:
     """The contiguous block of ``range(n)`` this process handles (all of it when alone)."""
-    size, r = world_size(), rank()
-    per, extra = divmod(n, size)
-    start = r * per + min(r, extra)
-    return range(start, start + per + (1 if r < extra else 0))
+    return range(n)[_shard_slice(n, rank())]
 
 
 def gather_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
