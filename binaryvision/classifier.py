@@ -479,16 +479,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             found = [None if m else f for f, m in zip(found, distributed.any_rows(flags))]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
-            fast = self._fused_backbone(backbone, model_key)
             mine = [missing[j] for j in distributed.shard(len(missing))]
-            dataset = ImageDataset(
-                [items[i] for i in mine],
-                None,
-                self._view_transform(transforms, view),
-                min_size=transforms.decode_size,
+            features, _ = self._run_backbone(
+                backbone, model_key, [items[i] for i in mine], transforms, trainer, desc, view
             )
-            loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
-            features = trainer.predict_logits(fast, loader, desc=desc)
             if distributed.active():
                 features = distributed.gather_rows(
                     features.reshape(len(mine), backbone.num_features), len(missing)
@@ -500,6 +494,30 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         if not items:
             return torch.empty(0, backbone.num_features)
         return torch.stack(found)
+
+    def _run_backbone(
+        self,
+        backbone: Backbone,
+        model_key: str,
+        items: list,
+        transforms: Transforms,
+        trainer: Trainer,
+        desc: str,
+        view: str = "identity",
+        flag_errors: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused backbone over ``items`` (decoded as for features): outputs and targets
+        (NaN targets flag undecodable items when ``flag_errors``)."""
+        dataset = ImageDataset(
+            items,
+            None,
+            self._view_transform(transforms, view),
+            min_size=transforms.decode_size,
+            flag_errors=flag_errors,
+        )
+        loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+        fast = self._fused_backbone(backbone, model_key)
+        return trainer.predict_logits(fast, loader, desc=desc, with_targets=True)
 
     def _probe_features(
         self, backbone: Backbone, model_key: str, items: list, transforms: Transforms, trainer
@@ -523,17 +541,10 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 keys[i] = key
         if not todo:
             return reasons
-        dataset = ImageDataset(
-            [items[i] for i in todo],
-            None,
-            transforms.eval,
-            min_size=transforms.decode_size,
+        features, flags = self._run_backbone(
+            backbone, model_key, [items[i] for i in todo], transforms, trainer, "features",
             flag_errors=True,
-        )
-        loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
-        features, flags = trainer.predict_logits(
-            self._fused_backbone(backbone, model_key), loader, desc="features", with_targets=True
-        )
+        )  # fmt: skip
         for j, i in enumerate(todo):
             if torch.isnan(flags[j]):
                 try:
