@@ -1088,17 +1088,21 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             )
             return lr_range_test(trainer, model, loader, optimizer, nn.BCEWithLogitsLoss(), **sweep)
 
+    def _prediction_key(self) -> str:
+        """Feature-cache key of the fitted backbone (hashed once after :meth:`load`)."""
+        if self._predict_key is None:
+            self._predict_key = self._backbone_key(self.transforms_, self.model_.backbone)
+        return self._predict_key
+
     def _raw_logits(self, items: list, tta: int = 0) -> np.ndarray:
         """Uncalibrated logits of ``positive_class_``, one row per TTA view: ``(views, n)``."""
         trainer = self._make_trainer()
         rows = []
         for view in tta_views(tta):
             desc = "features" if view == "identity" else f"features ({view})"
-            if self._predict_key is None:  # after load: hash the loaded weights once
-                self._predict_key = self._backbone_key(self.transforms_, self.model_.backbone)
             features = self._features(
                 self.model_.backbone,
-                self._predict_key,
+                self._prediction_key(),
                 items,
                 self.transforms_,
                 trainer,
@@ -1126,7 +1130,14 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                 f"on_bad_image must be 'raise' or 'nan'; got {on_bad_image!r}."
             )
         if on_bad_image == "nan":
-            reasons = self._scan(data.items)
+            backbone, key = self.model_.backbone, self._prediction_key()
+
+            def probe(items: list) -> list[str]:  # the feature pass doubles as the check
+                return self._probe_features(
+                    backbone, key, items, self.transforms_, self._make_trainer()
+                )
+
+            reasons = self._scan(data.items, probe)
             good = [i for i, r in enumerate(reasons) if not r]
             if len(good) < len(reasons):
                 bad = [
@@ -1194,7 +1205,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             :class:`~binaryvision.ImageDecodeError` naming it. ``"nan"``: its row is NaN,
             the other images are predicted, and one
             :class:`~binaryvision.exceptions.DataWarning` lists the unreadable files and
-            why (every image is decoded once more to check it first).
+            why (the feature pass doubles as that check).
 
         Returns
         -------
