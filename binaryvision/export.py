@@ -207,8 +207,9 @@ def _metadata(clf: Any) -> dict:
     from .transforms import Transforms
 
     config = clf.data_config_
+    from .classifier import _plain as plain  # numpy scalars to JSON values, as save() does
+
     pos = clf._pos_index()
-    plain = _plain
     calibration = None if clf.calibrator_ is None else clf.calibrator_.to_dict()
     size = int(config.input_size)
     return {
@@ -255,10 +256,6 @@ def _metadata(clf: Any) -> dict:
             "eval_transform": repr(clf.transforms_.eval),
         },
     }
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _summary(meta: dict) -> str:
