@@ -451,3 +451,38 @@ def test_fuse_for_inference_equivalent(name, no_download):
 def test_fuse_folds_every_batchnorm(name, no_download):
     backbone = create_backbone(name, pretrained=False)
     assert _count_bn(fuse_for_inference(backbone)) == 0
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(16, 16), (17, 15), (9, 32)])
+def test_same_conv_equals_tensorflow_padding(kernel, stride, size):
+    """The zero-tap kernel gives what padding the input TensorFlow's way gives, with grads."""
+    torch.manual_seed(0)
+    conv = efficientnet_lite._SameConv2d(4, 4, kernel, stride, 0, groups=2, bias=True)
+    x = torch.randn(2, 4, *size, requires_grad=True)
+    ih, iw = size
+    ph = max((-(-ih // stride) - 1) * stride + kernel - ih, 0)
+    pw = max((-(-iw // stride) - 1) * stride + kernel - iw, 0)
+    padded = nn.functional.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+    expected = nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, 1, 2)
+    (expected_grads) = torch.autograd.grad(expected.square().sum(), [x, conv.weight])
+    got = conv(x)
+    grads = torch.autograd.grad(got.square().sum(), [x, conv.weight])
+    assert got.shape == expected.shape == (2, 4, -(-ih // stride), -(-iw // stride))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_efficientnet_activations_in_place_keep_input_and_grads(no_download):
+    """The in-place ReLU6 never touches the caller's tensor and still trains."""
+    torch.manual_seed(0)
+    model = efficientnet_lite.efficientnet_lite0(pretrained=False).train()
+    x = torch.randn(2, 3, 64, 64)
+    before = x.clone()
+    model(x).sum().backward()
+    assert torch.equal(x, before)
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0

@@ -70,7 +70,15 @@ def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
 
 
 class _SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow "same" padding (asymmetric for even inputs and stride 2)."""
+    """Conv2d with TensorFlow "same" padding (asymmetric for even inputs and stride 2).
+
+    TensorFlow pads one row and column more after the image than before it. Instead of
+    copying the input into a padded tensor (``F.pad``: a full memory pass over the largest
+    activations, 6.5 s of a 37 s hot-dog fit on 2 CPU cores), the kernel gets a leading
+    row and column of zeros and the convolution pads symmetrically by the larger amount:
+    the same sums, bitwise equal on CPU in our tests, and the extra zero taps cost less than
+    the copy (the default backbone's forward went from about 33 to 20 ms per image).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         ih, iw = x.shape[-2:]
@@ -78,9 +86,16 @@ class _SameConv2d(nn.Conv2d):
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            # exporters need a kernel of static shape: pad the input, as TensorFlow does
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        weight = self.weight
+        if ph % 2 or pw % 2:
+            # pad (p, p + 1) == symmetric (p + 1) with a zero first tap
+            weight = F.pad(weight, [pw % 2, 0, ph % 2, 0])
+        padding = ((ph + 1) // 2, (pw + 1) // 2)
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -106,8 +121,8 @@ class _MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         out = x
         if self.has_expand:
-            out = F.relu6(self._bn0(self._expand_conv(out)))
-        out = F.relu6(self._bn1(self._depthwise_conv(out)))
+            out = F.relu6(self._bn0(self._expand_conv(out)), inplace=True)
+        out = F.relu6(self._bn1(self._depthwise_conv(out)), inplace=True)
         out = self._bn2(self._project_conv(out))
         return out + x if self.skip else out
 
@@ -158,10 +173,13 @@ class EfficientNetLite(Backbone):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the last feature map ``(N, 1280, H/32, W/32)``."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        # In place: each activation is a fresh tensor from the conv or batch norm before it
+        # (whose backward does not need it), and skipping one allocation and memory pass
+        # per activation made the CPU forward about 1.4x faster.
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for block in self._blocks:
             x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x)))
+        return F.relu6(self._bn1(self._conv_head(x)), inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return globally average-pooled features ``(N, 1280)``."""
