@@ -12,6 +12,10 @@ next step's start is time blocked waiting for the data loader. Figures per devic
 images/s over the epoch's steps (and without the first step, which pays for starting the
 loader workers and first-touch allocations), the fraction of that time spent waiting for
 data, and the wall seconds of the whole fit (validation and calibration included).
+Each device runs twice (``--data-on-device both``): with ``Trainer(data_on_device=False)``
+(Pillow decoding and augmentation in DataLoader workers, every epoch) and ``True``
+(images decoded once into uint8 tensors on the device, augmented there per batch; the
+time to store them is part of the first step).
 
 The data is ``--max-images`` photos of ``train/`` (half per class; default 192 on the CPU,
 all of them on CUDA) and 8 photos per class of ``valid/`` for validation, linked into a
@@ -78,13 +82,13 @@ def link_subset(src: Path, dst: Path, per_class: int | None) -> int:
     return len(paths)
 
 
-def run_device(device: str, data: Path, args: argparse.Namespace) -> dict:
+def run_device(device: str, data: Path, args: argparse.Namespace, on_device: str | bool) -> dict:
     import torch
 
     from binaryvision import ImageBinaryClassifier, Trainer
 
     timer = step_timer()
-    trainer = Trainer(device=device, callbacks=[timer], progress=False)
+    trainer = Trainer(device=device, callbacks=[timer], progress=False, data_on_device=on_device)
     clf = ImageBinaryClassifier(
         args.backbone,
         epochs=0,
@@ -95,7 +99,10 @@ def run_device(device: str, data: Path, args: argparse.Namespace) -> dict:
         trainer=trainer,
     )
     n_train = sum(1 for _ in (data / "train").rglob("*") if _.is_file())
-    log(f"[{device}] fine-tuning {args.backbone} for one epoch on {n_train} images ...")
+    log(
+        f"[{device}] fine-tuning {args.backbone} for one epoch on {n_train} images "
+        f"(data_on_device={on_device}) ..."
+    )
     started = time.perf_counter()
     clf.fit(data)
     fit_seconds = time.perf_counter() - started
@@ -107,6 +114,7 @@ def run_device(device: str, data: Path, args: argparse.Namespace) -> dict:
         "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "precision": str(trainer.precision),
         "amp_dtype": str(trainer._amp_dtype()) if hasattr(trainer, "_amp_dtype") else None,
+        "data_on_device": on_device,
         "loader_workers": trainer.resolved_workers(),
         "train_images": n_train,
         "batch_size": batch,
@@ -136,6 +144,12 @@ def main() -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--tiny", action="store_true", help="tiny_cnn on generated images")
+    parser.add_argument(
+        "--data-on-device",
+        choices=["auto", "true", "false", "both"],
+        default="both",
+        help="Trainer(data_on_device=...); 'both' runs False, then True, on each device",
+    )
     args = parser.parse_args()
     load_start = load_average()
     set_threads(args.threads or (1 if args.tiny else 0))
@@ -156,7 +170,9 @@ def main() -> None:
             data = Path(tmp) / f"data-{device.replace(':', '-')}"
             link_subset(source / "train", data / "train", None if limit is None else limit // 2)
             link_subset(source / "valid", data / "valid", 8)
-            results.append(run_device(device, data, args))
+            modes = {"auto": ["auto"], "true": [True], "false": [False], "both": [False, True]}
+            for on_device in modes[args.data_on_device]:
+                results.append(run_device(device, data, args, on_device))
     emit(
         {
             "benchmark": "finetune",

@@ -21,7 +21,11 @@ Measured per backbone, at ``--image-size`` (224) pixels, with the package's own 
 * fine-tuning (whole network unfrozen, the "standard" train augmentation, AdamW, batch
   ``--batch-size``) in three modes: ``fp32``; ``bf16`` (autocast, what the package does
   on CUDA by default); ``bf16_channels_last`` (bf16 with the model and every batch in
-  channels_last memory format, through a ``Trainer`` subclass). ``--warmup`` steps are
+  channels_last memory format, through a ``Trainer`` subclass);
+  ``bf16_channels_last_on_device`` (the same, fed by :mod:`binaryvision.device_data`:
+  the photos decoded once into uint8 tensors on the GPU and augmented there a batch at a
+  time, what ``Trainer(data_on_device="auto")`` does for small data sets; the seconds to
+  store them are reported apart as ``store_seconds``). ``--warmup`` steps are
   run first and not counted; then ``--steps`` steps are timed. ``data_wait_fraction`` is
   the time blocked in ``next(loader)`` over the total time of the timed steps.
 * frozen-feature extraction (the fused eval-mode backbone, eval transform, batch
@@ -55,7 +59,7 @@ import warnings
 from pathlib import Path
 
 HOTDOG = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hotdog"
-MODES = ("fp32", "bf16", "bf16_channels_last")
+MODES = ("fp32", "bf16", "bf16_channels_last", "bf16_channels_last_on_device")
 EXTRA_MODES = ("fp32_channels_last",)  # on request (--modes), e.g. for CPU comparisons
 
 
@@ -216,7 +220,8 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
     from binaryvision.training import BinaryModel
     from binaryvision.transforms import build_transforms
 
-    channels_last = mode.endswith("_channels_last")
+    channels_last = "_channels_last" in mode
+    on_device = mode.endswith("_on_device")
     cls = channels_last_trainer_class() if channels_last else Trainer
     trainer = cls(
         device=args.device,
@@ -238,16 +243,37 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
     loss_fn = torch.nn.BCEWithLogitsLoss()
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # fp32 and bf16 need none
     n_steps = args.warmup + args.steps
-    dataset = ImageDataset(paths, np.asarray(targets, dtype=np.float32), transforms.train)
-    loader = trainer.loader(
-        cycled(dataset, n_steps * args.batch_size),
-        args.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(0),
-        drop_last=True,
-    )
+    store_seconds = None
+    if on_device:
+        from binaryvision.device_data import DeviceLoader, store_images
+
+        sync(device)
+        started = time.perf_counter()
+        stored = store_images(paths, config, "standard", trainer)
+        sync(device)
+        store_seconds = round(time.perf_counter() - started, 3)
+        loader = DeviceLoader(
+            stored,
+            np.asarray(targets, dtype=np.float32),
+            config,
+            "standard",
+            args.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+            drop_last=True,
+        )
+        it = (batch for _ in range(n_steps) for batch in loader)  # epochs, back to back
+    else:
+        dataset = ImageDataset(paths, np.asarray(targets, dtype=np.float32), transforms.train)
+        loader = trainer.loader(
+            cycled(dataset, n_steps * args.batch_size),
+            args.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+            drop_last=True,
+        )
+        it = iter(loader)
     wait = total = 0.0
-    it = iter(loader)
     for step in range(n_steps):
         if step == args.warmup:
             sync(device)
@@ -265,7 +291,8 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
         "mode": mode,
         "image_size": args.image_size,
         "batch_size": args.batch_size,
-        "loader_workers": loader.num_workers,
+        "loader_workers": 0 if on_device else loader.num_workers,
+        "store_seconds": store_seconds,
         "timed_steps": args.steps,
         "seconds": round(total, 4),
         "images_per_second": round(args.steps * args.batch_size / total, 1),

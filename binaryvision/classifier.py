@@ -17,7 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from . import _version, distributed
+from . import _version, device_data, distributed
 from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
 from .cache import content_key, model_key, shared_cache
 from .calibration import (
@@ -958,18 +958,49 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         ]
         optimizer = torch.optim.AdamW(param_groups, lr=head_lr, weight_decay=self.weight_decay)
         batch_size = min(self.batch_size, len(train))
-        dataset = ImageDataset(train.items, y_train.numpy(), transforms.train)
         generator = torch.Generator().manual_seed(seed + 1)
         # drop_last avoids a trailing batch of one image, which batch norm cannot train on
-        loader = trainer.loader(
-            dataset,
-            batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=len(train) > batch_size,
-            shard_seed=seed + 1 if shard else None,
-        )
+        drop_last = len(train) > batch_size
+        shard_seed = seed + 1 if shard else None
+        preset = self._device_preset(trainer, len(train), backbone.data_config)
+        if preset is None:
+            dataset = ImageDataset(train.items, y_train.numpy(), transforms.train)
+            loader = trainer.loader(
+                dataset,
+                batch_size,
+                shuffle=True,
+                generator=generator,
+                drop_last=drop_last,
+                shard_seed=shard_seed,
+            )
+        else:
+            sampler, batch_size = trainer.shard(range(len(train)), batch_size, True, shard_seed)
+            loader = device_data.DeviceLoader(
+                device_data.store_images(train.items, backbone.data_config, preset, trainer),
+                y_train.numpy(),
+                backbone.data_config,
+                preset,
+                batch_size,
+                shuffle=True,
+                generator=generator,
+                drop_last=drop_last,
+                sampler=sampler,
+            )
         return optimizer, loader, lrs
+
+    def _device_preset(self, trainer: Trainer, n_images: int, config: Any) -> str | None:
+        """The augmentation preset to fine-tune with from images kept on the device, or
+        None for the DataLoader path (``Trainer(data_on_device=...)``)."""
+        if not isinstance(self.transforms, str):
+            if trainer.data_on_device is True:
+                raise InvalidParameterError(
+                    "Trainer(data_on_device=True) augments on the device with the "
+                    f"transforms presets {AUGMENT_PRESETS}; this classifier has its own "
+                    "Transforms. Use Trainer(data_on_device=False) (or 'auto') with them."
+                )
+            return None
+        n_bytes = device_data.stored_bytes(n_images, config, self.transforms)
+        return self.transforms if trainer.resolved_data_on_device(n_bytes) else None
 
     def _fine_tune(
         self,
@@ -992,7 +1023,15 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             optimizer, max_lr=lrs, total_steps=self.fine_tune_epochs * len(loader)
         )
         valid_loader = None
-        if valid is not None:
+        if valid is not None and isinstance(loader, device_data.DeviceLoader):
+            valid_loader = device_data.DeviceLoader(
+                device_data.store_images(valid.items, loader.config, "none", trainer),
+                y_valid.numpy(),
+                loader.config,
+                "none",
+                trainer.resolved_inference_batch_size(),
+            )
+        elif valid is not None:
             valid_loader = trainer.loader(
                 ImageDataset(
                     valid.items, y_valid.numpy(), transforms.eval, min_size=transforms.decode_size

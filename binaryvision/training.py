@@ -141,6 +141,13 @@ class Trainer:
         Fine-tune through :func:`torch.compile`. Compiling costs time up front (about a
         minute on a 2-core CPU) and pays back on long fine-tuning runs, mostly on GPUs.
         The weights end close to, not bitwise equal to, an uncompiled run.
+    data_on_device : {"auto", True, False}
+        Fine-tune from images decoded once and kept as uint8 on the device, augmented
+        there a whole batch at a time (:mod:`binaryvision.device_data`), instead of
+        decoding and augmenting each image in DataLoader workers every epoch. ``"auto"``:
+        on CUDA, when they take at most 2 GiB and a quarter of the free GPU memory.
+        ``True`` also on the CPU. Works with the ``transforms`` presets, not with your
+        own :class:`~binaryvision.transforms.Transforms`.
     """
 
     _channels_last = False  # set by _layout while a model runs in that memory format
@@ -158,6 +165,7 @@ class Trainer:
         distributed: str | bool = "auto",
         dist_timeout: float = 1800.0,
         compile: bool = False,
+        data_on_device: bool | str = "auto",
     ) -> None:
         self.device = device
         self.precision = precision
@@ -170,6 +178,7 @@ class Trainer:
         self.distributed = distributed
         self.dist_timeout = dist_timeout
         self.compile = compile
+        self.data_on_device = data_on_device
 
     @contextlib.contextmanager
     def determinism(self) -> Iterator[None]:
@@ -255,6 +264,21 @@ class Trainer:
             )
         return self.num_workers
 
+    def resolved_data_on_device(self, n_bytes: int) -> bool:
+        """Whether to keep ``n_bytes`` of decoded images on the device (``data_on_device``)."""
+        if self.data_on_device not in ("auto", True, False):
+            raise InvalidParameterError(
+                f"Trainer(data_on_device=...) must be 'auto', True or False; got "
+                f"{self.data_on_device!r}."
+            )
+        if self.data_on_device != "auto":
+            return bool(self.data_on_device)
+        device = self.resolved_device()
+        if device.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(device)
+        return n_bytes <= min(2 * 2**30, free // 4)
+
     def resolved_inference_batch_size(self) -> int:
         """Batch size used for feature extraction and prediction."""
         if self.inference_batch_size == "auto":
@@ -280,12 +304,8 @@ class Trainer:
         ``batch_size`` divided by the number of processes.
         """
         workers = self.resolved_workers() if workers is None else workers
-        sampler = None
-        if shard_seed is not None and distributed.active():
-            sampler = torch.utils.data.distributed.DistributedSampler(
-                dataset, shuffle=shuffle, seed=shard_seed, drop_last=True
-            )
-            batch_size = max(1, batch_size // distributed.world_size())
+        sampler, batch_size = self.shard(dataset, batch_size, shuffle, shard_seed)
+        if sampler is not None:
             shuffle = False
         if generator is None and not shuffle:
             # the loader draws its workers' base seed from this generator; without one it
@@ -305,6 +325,23 @@ class Trainer:
             persistent_workers=False,
             pin_memory=self.resolved_device().type == "cuda",
         )
+
+    @staticmethod
+    def shard(
+        dataset: Any, batch_size: int, shuffle: bool, shard_seed: int | None
+    ) -> tuple[torch.utils.data.distributed.DistributedSampler | None, int]:
+        """This process's sampler and batch size under distributed training.
+
+        Without ``shard_seed`` or outside torchrun: ``(None, batch_size)``. Otherwise a
+        :class:`~torch.utils.data.distributed.DistributedSampler` over ``dataset`` (any
+        sized collection) and ``batch_size`` divided by the number of processes.
+        """
+        if shard_seed is None or not distributed.active():
+            return None, batch_size
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, shuffle=shuffle, seed=shard_seed, drop_last=True
+        )
+        return sampler, max(1, batch_size // distributed.world_size())
 
     @contextlib.contextmanager
     def _layout(self, model: nn.Module, channels_last: bool) -> Iterator[None]:

@@ -88,7 +88,7 @@ def test_gpu_dry_run(runs):
     assert result["benchmark"] == "gpu" and result["dry_run"] is True
     assert result["device"] == "cpu"
     assert any("resnet50" in note and "random" in note for note in result["notes"])
-    modes = {"fp32", "bf16", "bf16_channels_last"}
+    modes = {"fp32", "bf16", "bf16_channels_last", "bf16_channels_last_on_device"}
     assert {(r["backbone"], r["mode"]) for r in result["fine_tune"]} == {
         (b, m) for b in ("efficientnet_lite0", "resnet50") for m in modes
     }
@@ -97,6 +97,10 @@ def test_gpu_dry_run(runs):
         assert "error" not in row, f"{where}: {row.get('error')}"
         check_positive(row, ["images_per_second", "seconds", "batch_size"], where)
         assert 0 <= row["data_wait_fraction"] < 1, where
+        if row["mode"].endswith("_on_device"):
+            check_positive(row, ["store_seconds"], where)
+        else:
+            assert row["store_seconds"] is None, where
     assert len(result["frozen_features"]) == 4
     for row in result["frozen_features"]:
         where = f"frozen {row['backbone']} {row['mode']}"
@@ -166,8 +170,10 @@ def test_predict_throughput_tiny(runs):
 def test_finetune_tiny(runs):
     result = result_of(runs, "finetune")
     assert result["benchmark"] == "finetune"
-    [row] = result["results"]
-    assert row["device"] == "cpu"
-    check_positive(row, ["images_per_second", "train_seconds", "steps", "fit_seconds"], "cpu")
-    assert 0 <= row["data_wait_fraction"] < 1
+    rows = result["results"]
+    assert [(r["device"], r["data_on_device"]) for r in rows] == [("cpu", False), ("cpu", True)]
+    for row in rows:
+        where = f"cpu data_on_device={row['data_on_device']}"
+        check_positive(row, ["images_per_second", "train_seconds", "steps", "fit_seconds"], where)
+        assert 0 <= row["data_wait_fraction"] < 1, where
     check_load_average(result)
