@@ -205,6 +205,21 @@ def test_trainer_auto_keeps_cpu_data_in_loaders_and_checks_its_value():
         Trainer(data_on_device="yes").resolved_data_on_device(1)
 
 
+def test_trainer_auto_on_cuda_keeps_images_that_fit_the_budget(monkeypatch):
+    """On CUDA, "auto" stores at most 2 GiB and a quarter of the free memory."""
+    trainer = Trainer(device="auto")
+    monkeypatch.setattr(Trainer, "resolved_device", lambda self: torch.device("cuda", 0))
+    gib = 2**30
+    free = {"bytes": 100 * gib}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free["bytes"], 141 * gib))
+    assert trainer.resolved_data_on_device(2 * gib) is True
+    assert trainer.resolved_data_on_device(2 * gib + 1) is False
+    free["bytes"] = 4 * gib  # a busy GPU: a quarter of what is free
+    assert trainer.resolved_data_on_device(gib) is True
+    assert trainer.resolved_data_on_device(gib + 1) is False
+    assert Trainer(data_on_device=False).resolved_data_on_device(1) is False
+
+
 # ---------------------------------------------------------------------- in a fit
 PARAMS = dict(
     backbone="tiny_cnn",
