@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
     items = as_image_set(valid).items
     trainer = Trainer(progress=False)  # what the estimator uses when trainer=None
     batch = trainer.resolved_inference_batch_size()
-    workers = trainer.resolved_workers()
+    workers = trainer.resolved_workers(inference=True)  # what predict_proba uses
     transform, decode_size = clf.transforms_.eval, clf.transforms_.decode_size
     model = clf.model_.eval()
 

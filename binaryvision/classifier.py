@@ -515,7 +515,11 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
             min_size=transforms.decode_size,
             flag_errors=flag_errors,
         )
-        loader = trainer.loader(dataset, trainer.resolved_inference_batch_size())
+        loader = trainer.loader(
+            dataset,
+            trainer.resolved_inference_batch_size(),
+            workers=trainer.resolved_workers(inference=True),
+        )
         fast = self._fused_backbone(backbone, model_key)
         return trainer.predict_logits(fast, loader, desc=desc, with_targets=True)
 
@@ -1037,6 +1041,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
                     valid.items, y_valid.numpy(), transforms.eval, min_size=transforms.decode_size
                 ),
                 trainer.resolved_inference_batch_size(),
+                workers=trainer.resolved_workers(inference=True),
             )
         callbacks = self._phase_callbacks(history, valid_loader)
         trainer.fit(

@@ -112,7 +112,8 @@ class Trainer:
         scaler otherwise) and plain fp32 on the CPU.
     num_workers : int or "auto"
         DataLoader worker processes for decoding images. ``"auto"`` uses one per CPU core
-        beyond the first, at most 8.
+        beyond the first, at most 8; on the CPU, feature extraction and prediction use only
+        the cores torch's threads leave free (see :meth:`resolved_workers`).
     callbacks : list of Callback, optional
         Extra callbacks; they receive the loop's events.
     progress : bool
@@ -254,10 +255,23 @@ class Trainer:
             return torch.float16
         return torch.bfloat16
 
-    def resolved_workers(self) -> int:
-        """Number of DataLoader worker processes."""
+    def resolved_workers(self, *, inference: bool = False) -> int:
+        """Number of DataLoader worker processes.
+
+        ``num_workers="auto"`` uses one per core beyond the first, at most 8; except for
+        ``inference`` passes on the CPU (feature extraction, prediction, validation),
+        which get only the cores that torch's own threads leave free: none by default,
+        so decoding runs between batches. There a worker's decoding competes with torch's
+        threads for the same cores, and on 2 cores the default hot-dog fit measured 27 s
+        without a worker against 34 s with one. Fine-tuning keeps its worker (its heavier
+        augmentation measured 7% faster with one).
+        """
         if self.num_workers == "auto":
-            return max(0, min(8, (os.cpu_count() or 1) - 1))
+            cores = os.cpu_count() or 1
+            spare = cores - 1
+            if inference and self.resolved_device().type == "cpu":
+                spare = cores - torch.get_num_threads()
+            return max(0, min(8, spare))
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise InvalidParameterError(
                 f"Trainer(num_workers=...) must be 'auto' or an int >= 0; got {self.num_workers!r}."

@@ -201,6 +201,22 @@ def test_trainer_subclass_overrides_the_step(class_tree):
     assert CountingTrainer.steps >= 3
 
 
+def test_auto_workers_leave_inference_cores_to_torch(monkeypatch):
+    """On the CPU, inference passes get only the cores torch's threads leave free."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    cpu = Trainer(device="cpu")
+    assert cpu.resolved_workers() == 7  # fine-tuning and decode-only passes
+    assert cpu.resolved_workers(inference=True) == 0
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 5)
+    assert cpu.resolved_workers(inference=True) == 3
+    monkeypatch.setattr(Trainer, "resolved_device", lambda self: torch.device("cuda", 0))
+    assert Trainer().resolved_workers(inference=True) == 7  # a GPU computes elsewhere
+    assert Trainer(num_workers=2).resolved_workers(inference=True) == 2
+
+
 def test_custom_transforms_object_is_used(class_tree):
     calls = []
     base = build_transforms(
