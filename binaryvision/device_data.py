@@ -41,7 +41,15 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from .backbones import DataConfig
+from .data import ImageDataset
 from .exceptions import InvalidParameterError
+from .transforms import (
+    _INTERPOLATION,
+    AUGMENT_PRESETS,
+    COLOR_JITTER,
+    CROP_SCALE,
+    ROTATION_DEGREES,
+)
 
 __all__ = ["DeviceLoader", "augment_batch", "store_images", "stored_bytes"]
 
@@ -49,7 +57,6 @@ __all__ = ["DeviceLoader", "augment_batch", "store_images", "stored_bytes"]
 _GRAY = (0.2989, 0.587, 0.114)
 # RGB -> YIQ; the hue turns the (I, Q) chroma plane
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_PRESETS = ("none", "light", "standard")
 
 
 def stored_size(config: DataConfig, augment: str) -> int:
@@ -96,15 +103,10 @@ def store_images(
     Decoding runs in the trainer's DataLoader workers, a batch at a time, and each batch
     is copied to the device as it arrives, so host memory holds one batch, not the set.
     """
-    from . import transforms as _transforms
-    from .data import ImageDataset
-
     _check_preset(augment)
     side = stored_size(config, augment)
     resize = int(round(config.input_size / config.crop_pct))
-    interpolation = _transforms._INTERPOLATION.get(
-        config.interpolation, v2.InterpolationMode.BILINEAR
-    )
+    interpolation = _INTERPOLATION.get(config.interpolation, v2.InterpolationMode.BILINEAR)
     dataset = ImageDataset(
         items,
         None,
@@ -122,9 +124,9 @@ def store_images(
 
 
 def _check_preset(augment: str) -> None:
-    if augment not in _PRESETS:
+    if augment not in AUGMENT_PRESETS:
         raise InvalidParameterError(
-            f"Images kept on the device support the augmentation presets {_PRESETS}; got "
+            f"Images kept on the device support the augmentation presets {AUGMENT_PRESETS}; got "
             f"{augment!r}. Use Trainer(data_on_device=False) for your own transforms."
         )
 
@@ -140,7 +142,7 @@ def _crop_affines(n: int, generator: torch.Generator, rotate: bool) -> torch.Ten
     and height and moved to the crop's centre; all parameters are drawn on the CPU from
     ``generator`` (in float64) so they do not depend on the device.
     """
-    area = _uniform(generator, n, 0.35, 1.0)
+    area = _uniform(generator, n, *CROP_SCALE)
     log_ratio = _uniform(generator, n, math.log(3 / 4), math.log(4 / 3))
     width = torch.sqrt(area * torch.exp(log_ratio)).clamp(max=1.0)
     height = torch.sqrt(area / torch.exp(log_ratio)).clamp(max=1.0)
@@ -148,7 +150,7 @@ def _crop_affines(n: int, generator: torch.Generator, rotate: bool) -> torch.Ten
     cy = (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * (1 - height)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).double()
     angle = (
-        _uniform(generator, n, -math.radians(10), math.radians(10))
+        _uniform(generator, n, -math.radians(ROTATION_DEGREES), math.radians(ROTATION_DEGREES))
         if rotate
         else torch.zeros(n, dtype=torch.float64)
     )
@@ -166,8 +168,10 @@ def _crop_affines(n: int, generator: torch.Generator, rotate: bool) -> torch.Ten
 def _jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Brightness, contrast, saturation and hue jitter of images in [0, 1], per image."""
     n = x.shape[0]
-    factors = _uniform(generator, 3 * n, 0.75, 1.25).view(3, n, 1, 1, 1)
-    hue = _uniform(generator, n, -0.03, 0.03) * 2 * math.pi
+    *strengths, hue_turn = COLOR_JITTER  # brightness, contrast, saturation; hue
+    factors = torch.stack([_uniform(generator, n, 1 - s, 1 + s) for s in strengths])
+    factors = factors.view(3, n, 1, 1, 1)
+    hue = _uniform(generator, n, -hue_turn, hue_turn) * 2 * math.pi
     factors = factors.to(x.device, x.dtype)
     gray_w = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
 

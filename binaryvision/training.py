@@ -100,6 +100,39 @@ def fuse_for_inference(module: nn.Module) -> nn.Module:
     return fused
 
 
+class _Rows:
+    """Batches of rows gathered into one tensor, allocated up front when the total is known.
+
+    Keeping each batch's small output alive while the forward pass allocates and frees
+    large activations fragmented the C heap: over 1,600 photos on the CPU, peak RSS grew
+    by 1.2 GB (bench/scaling.py). One buffer allocated at the first batch keeps the peak
+    at the small-data figure. Without a known total (or past it), batches are listed and
+    concatenated at the end.
+    """
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.parts: list[torch.Tensor] = []
+        self.buffer: torch.Tensor | None = None
+        self.n = 0
+
+    def add(self, rows: torch.Tensor) -> None:
+        if self.total is not None and self.buffer is None:
+            self.buffer = torch.empty((self.total, *rows.shape[1:]), dtype=rows.dtype)
+        if self.buffer is not None and self.n + len(rows) <= len(self.buffer):
+            self.buffer[self.n : self.n + len(rows)] = rows
+        else:
+            if self.buffer is not None:  # more rows than announced: list them from here
+                self.parts, self.buffer, self.total = [self.buffer[: self.n]], None, None
+            self.parts.append(rows)
+        self.n += len(rows)
+
+    def result(self) -> torch.Tensor:
+        if self.buffer is not None:
+            return self.buffer[: self.n]
+        return torch.cat(self.parts) if self.parts else torch.empty(0)
+
+
 class Trainer:
     """Runs training and inference: device, precision, data-loading workers, callbacks.
 
@@ -395,16 +428,16 @@ class Trainer:
         """
         device = self.resolved_device()
         model.eval().to(device)
-        outputs, targets = [], []
+        total = len(getattr(loader, "dataset", ())) or None
+        outputs, targets = _Rows(total), _Rows(total)
         with self._layout(model, device.type == "cuda" or _is_conv_net(model)):
             for inputs, target in self._progress(loader, desc):
-                targets.append(target)
+                targets.add(target)
                 with self.autocast():
-                    outputs.append(model(self._device_inputs(inputs)).float().cpu())
-        out = torch.cat(outputs) if outputs else torch.empty(0)
+                    outputs.add(model(self._device_inputs(inputs)).float().cpu())
         if with_targets:
-            return out, torch.cat(targets) if targets else torch.empty(0)
-        return out
+            return outputs.result(), targets.result()
+        return outputs.result()
 
     def _progress(self, iterable: Iterable, desc: str) -> Iterable:
         if not self.progress or not distributed.is_main_process():

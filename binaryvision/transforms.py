@@ -28,6 +28,13 @@ __all__ = [
 #: Names accepted by ``transforms=`` and ``build_transforms(augment=...)``.
 AUGMENT_PRESETS = ("none", "light", "standard")
 
+# The augmentation presets' ranges, shared with the on-device path (device_data.py):
+# random resized crops keep 35 to 100% of the area; "standard" adds colour jitter
+# (brightness, contrast, saturation, hue) and rotations up to 10 degrees.
+CROP_SCALE = (0.35, 1.0)
+COLOR_JITTER = (0.25, 0.25, 0.25, 0.03)
+ROTATION_DEGREES = 10.0
+
 _INTERPOLATION = {
     "bilinear": v2.InterpolationMode.BILINEAR,
     "bicubic": v2.InterpolationMode.BICUBIC,
@@ -96,11 +103,11 @@ def build_transforms(config: DataConfig, augment: str = "standard") -> Transform
     if augment == "none":
         return Transforms(eval_tf, eval_tf, resize)
     train_ops: list[v2.Transform] = [
-        v2.RandomResizedCrop(size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
+        v2.RandomResizedCrop(size, scale=CROP_SCALE, interpolation=interpolation, antialias=True),
         v2.RandomHorizontalFlip(),
     ]
     if augment == "standard":
-        train_ops += [v2.ColorJitter(0.25, 0.25, 0.25, 0.03), v2.RandomRotation(10)]
+        train_ops += [v2.ColorJitter(*COLOR_JITTER), v2.RandomRotation(ROTATION_DEGREES)]
     return Transforms(v2.Compose([*train_ops, *_tail(config)]), eval_tf, resize)
 
 

@@ -593,3 +593,16 @@ def test_compiled_fine_tuning_matches_eager(seed_tree):
     np.testing.assert_allclose(p_compiled, p_eager, atol=1e-3)
     for k, v in eager.model_.state_dict().items():
         assert torch.allclose(compiled.model_.state_dict()[k].float(), v.float(), atol=1e-3), k
+
+
+@pytest.mark.parametrize("total", [None, 0, 7, 10, 12])
+def test_prediction_rows_gathered_in_order_whatever_the_announced_total(total):
+    """predict_logits' row buffer: in order, nothing lost, also past a wrong total."""
+    from binaryvision.training import _Rows
+
+    batches = [torch.arange(i, i + 3, dtype=torch.float32).view(3, 1) for i in range(0, 9, 3)]
+    batches.append(torch.tensor([[9.0]]))
+    rows = _Rows(total or None)
+    for batch in batches:
+        rows.add(batch)
+    assert torch.equal(rows.result(), torch.arange(10, dtype=torch.float32).view(10, 1))
