@@ -381,7 +381,8 @@ class ConfidenceDisplay:
         hist.set_xlabel(f"predicted P({pos})")
         hist.set_ylabel("images")
         hist.set_title("Predicted probabilities by true class")
-        hist.legend(fontsize="small")
+        # the bars of a good model sit at 0 and 1, where "best" often put the legend
+        hist.legend(loc="upper center", fontsize="small")
         self.ax_hist_ = hist
         self.figure_ = figure
         return self
