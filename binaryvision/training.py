@@ -428,7 +428,10 @@ class Trainer:
         """
         device = self.resolved_device()
         model.eval().to(device)
-        total = len(getattr(loader, "dataset", ())) or None
+        try:
+            total = len(loader.dataset) or None
+        except (AttributeError, TypeError):  # not a DataLoader, or an iterable dataset
+            total = None
         outputs, targets = _Rows(total), _Rows(total)
         with self._layout(model, device.type == "cuda" or _is_conv_net(model)):
             for inputs, target in self._progress(loader, desc):

@@ -606,3 +606,22 @@ def test_prediction_rows_gathered_in_order_whatever_the_announced_total(total):
     for batch in batches:
         rows.add(batch)
     assert torch.equal(rows.result(), torch.arange(10, dtype=torch.float32).view(10, 1))
+
+
+def test_predict_logits_over_loaders_without_a_length():
+    """An iterable dataset, or a plain list of batches, has no total: rows still all come."""
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            for i in range(5):
+                yield torch.full((2,), float(i)), torch.tensor(float(i))
+
+    model = torch.nn.Linear(2, 1)
+    trainer = Trainer(device="cpu", progress=False)
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=2)
+    out, targets = trainer.predict_logits(model, loader, with_targets=True)
+    assert torch.equal(targets, torch.arange(5, dtype=torch.float32))
+    expected = model(torch.arange(5, dtype=torch.float32).view(5, 1).repeat(1, 2))
+    torch.testing.assert_close(out, expected.detach())
+    batches = [(torch.ones(3, 2), torch.zeros(3)), (torch.ones(1, 2), torch.zeros(1))]
+    assert trainer.predict_logits(model, batches).shape == (4, 1)
