@@ -42,6 +42,8 @@ from _common import (
 )
 
 DEFAULT_MAX_IMAGES = {"cpu": 192, "cuda": None}
+# --data-on-device -> the Trainer(data_on_device=...) values run on each device, in order
+ON_DEVICE_RUNS = {"auto": ["auto"], "true": [True], "false": [False], "both": [False, True]}
 
 
 def step_timer():
@@ -170,8 +172,7 @@ def main() -> None:
             data = Path(tmp) / f"data-{device.replace(':', '-')}"
             link_subset(source / "train", data / "train", None if limit is None else limit // 2)
             link_subset(source / "valid", data / "valid", 8)
-            modes = {"auto": ["auto"], "true": [True], "false": [False], "both": [False, True]}
-            for on_device in modes[args.data_on_device]:
+            for on_device in ON_DEVICE_RUNS[args.data_on_device]:
                 results.append(run_device(device, data, args, on_device))
     emit(
         {

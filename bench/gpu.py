@@ -202,6 +202,16 @@ def reset_peak(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def fresh_backbone(trainer, name: str, args, notes: list[str]):
+    """Peak memory reset, seed 0, a new backbone and its data config at ``--image-size``."""
+    import torch
+
+    reset_peak(trainer.resolved_device())
+    torch.manual_seed(0)
+    backbone = make_backbone(name, notes)
+    return backbone, dataclasses.replace(backbone.data_config, input_size=args.image_size)
+
+
 def peak_gb(device) -> float | None:
     import torch
 
@@ -230,10 +240,7 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
         progress=False,
     )
     device = trainer.resolved_device()
-    reset_peak(device)
-    torch.manual_seed(0)
-    backbone = make_backbone(name, notes)
-    config = dataclasses.replace(backbone.data_config, input_size=args.image_size)
+    backbone, config = fresh_backbone(trainer, name, args, notes)
     transforms = build_transforms(config, "standard")
     model = BinaryModel(backbone, 0.2).to(device)
     model.requires_grad_(True).train()
@@ -303,7 +310,6 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
 
 
 def frozen(name: str, mode: str, paths, args, notes) -> dict:
-    import torch
 
     from binaryvision import Trainer
     from binaryvision.data import ImageDataset
@@ -318,10 +324,7 @@ def frozen(name: str, mode: str, paths, args, notes) -> dict:
         inference_batch_size=args.inference_batch_size,
     )
     device = trainer.resolved_device()
-    reset_peak(device)
-    torch.manual_seed(0)
-    backbone = make_backbone(name, notes)
-    config = dataclasses.replace(backbone.data_config, input_size=args.image_size)
+    backbone, config = fresh_backbone(trainer, name, args, notes)
     transforms = build_transforms(config, "none")
     fused = fuse_for_inference(backbone.eval())
     batch = trainer.resolved_inference_batch_size()
