@@ -418,3 +418,29 @@ def test_model_file_of_format_1_still_loads_and_predicts(tmp_path):
     np.testing.assert_array_equal(
         ImageBinaryClassifier.load(tmp_path / "again.bv").predict_proba(files), proba
     )
+
+
+RELEASE_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "model_0_1_dev.bv"
+
+
+def test_model_file_of_the_release_before_the_redesign_predicts_the_same(tmp_path):
+    """model_0_1_dev.bv was saved by 0.1.0.dev0 before the package moved into stages; its
+    expected outputs were computed by that release (tests/fixtures/make_release_model.py)."""
+    import json
+
+    import numpy as np
+    from conftest import write_class_tree
+
+    from binaryvision import ImageBinaryClassifier
+
+    expected = json.loads(RELEASE_FIXTURE.with_name("model_0_1_dev_expected.json").read_text())
+    root = write_class_tree(tmp_path / "new", 10, ("disc", "square"), seed=99)
+    files = [root / name for name in expected["images"]]
+    clf = ImageBinaryClassifier.load(RELEASE_FIXTURE)
+    np.testing.assert_allclose(clf.predict_proba(files), expected["predict_proba"], atol=1e-6)
+    np.testing.assert_allclose(
+        clf.decision_function(files), expected["decision_function"], atol=1e-5
+    )
+    assert clf.predict(files).tolist() == expected["predict"]
+    assert [sorted(s) for s in clf.predict_set(files, 0.8)] == expected["predict_set_0.8"]
+    assert clf.threshold_ == expected["threshold"]
