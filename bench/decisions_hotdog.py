@@ -35,7 +35,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hotdog"
 def run(data: Path, seed: int) -> dict:
     from binaryvision import BinaryVisionWarning, ImageBinaryClassifier
     from binaryvision.data import as_image_set
-    from binaryvision.metrics import expected_calibration_error as ece
+    from binaryvision.decisions.metrics import expected_calibration_error as ece
 
     train, valid = data / "train", data / "valid"
     out: dict = {"seed": seed}

@@ -47,7 +47,7 @@ ON_DEVICE_RUNS = {"auto": ["auto"], "true": [True], "false": [False], "both": [F
 
 
 def step_timer():
-    from binaryvision.callbacks import Callback
+    from binaryvision.training.callbacks import Callback
 
     class StepTimer(Callback):
         """Records, per fine-tuning step, seconds waiting for the batch and seconds computing."""

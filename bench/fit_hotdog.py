@@ -72,7 +72,7 @@ def main() -> None:
     # as a user would run it (unfused, default layout) and as the package runs it (batch
     # norm folded, channels_last: the fastest forward we have). Interleaved, best of 2.
     log("bare backbone floors ...")
-    from binaryvision.training import fuse_for_inference
+    from binaryvision.backbones.fuse import fuse_for_inference
 
     backbone = clf.model_.backbone.eval()
     fused = fuse_for_inference(backbone).to(memory_format=torch.channels_last)

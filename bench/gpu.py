@@ -252,7 +252,7 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
     n_steps = args.warmup + args.steps
     store_seconds = None
     if on_device:
-        from binaryvision.device_data import DeviceLoader, store_images
+        from binaryvision.transforms.on_device import DeviceLoader, store_images
 
         sync(device)
         started = time.perf_counter()
@@ -312,8 +312,8 @@ def fine_tune(name: str, mode: str, paths, targets, args, notes) -> dict:
 def frozen(name: str, mode: str, paths, args, notes) -> dict:
 
     from binaryvision import Trainer
+    from binaryvision.backbones.fuse import fuse_for_inference
     from binaryvision.data import ImageDataset
-    from binaryvision.training import fuse_for_inference
     from binaryvision.transforms import build_transforms
 
     trainer = Trainer(

@@ -47,7 +47,7 @@ def forget_features(clf) -> None:
     a private per-estimator dict in older ones; both are emptied.
     """
     try:
-        from binaryvision.cache import shared_cache
+        from binaryvision.features.cache import shared_cache
     except ImportError:
         shared_cache = None
     if shared_cache is not None:
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from binaryvision import ImageBinaryClassifier, Trainer
+    from binaryvision.backbones.fuse import fuse_for_inference
     from binaryvision.data import ImageDataset, as_image_set
-    from binaryvision.training import fuse_for_inference
 
     paths, labels = class_files(args.data / "train", args.fit_per_class)
     log(f"fitting {args.backbone} on {len(paths)} images (one head epoch) ...")

@@ -7,10 +7,10 @@
 
 from ._version import __version__
 from .backbones import Backbone, DataConfig, create_backbone, list_backbones, register_backbone
-from .calibration import Calibrator
-from .callbacks import Callback, EarlyStopping, History, TrainState
 from .classifier import ImageBinaryClassifier
 from .data import load_image
+from .decisions.calibration import Calibrator
+from .decisions.metrics import EvaluationReport, ThresholdChoice
 from .exceptions import (
     BinaryVisionError,
     BinaryVisionWarning,
@@ -24,9 +24,7 @@ from .exceptions import (
     UnknownBackboneError,
     WeightsNotFoundError,
 )
-from .lr_finder import LRFindResult
-from .metrics import EvaluationReport, ThresholdChoice
-from .plotting import (
+from .outputs.plots import (
     ConfidenceDisplay,
     ConfusionMatrixDisplay,
     PRCurveDisplay,
@@ -34,7 +32,7 @@ from .plotting import (
     ROCCurveDisplay,
     ThresholdDisplay,
 )
-from .training import Trainer
+from .training import Callback, EarlyStopping, History, LRFindResult, Trainer, TrainState
 from .transforms import Transforms, build_transforms
 
 __all__ = [

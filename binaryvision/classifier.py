@@ -17,19 +17,9 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
-from . import _version, device_data, distributed
+from . import _version, distributed
 from .backbones import Backbone, DataConfig, ModuleBackbone, create_backbone
-from .cache import content_key, model_key, shared_cache
-from .calibration import (
-    CALIBRATION_METHODS,
-    Calibrator,
-    conformal_quantile,
-    conformal_scores,
-    prediction_sets,
-    sigmoid,
-)
-from .callbacks import EarlyStopping, History
-from .checkpoint import Checkpointer, fingerprint
+from .backbones.fuse import fuse_for_inference
 from .data import (
     ImageDataset,
     ImageSet,
@@ -38,6 +28,23 @@ from .data import (
     load_image,
     scan_images,
     split_fit_data,
+)
+from .data.identity import content_key
+from .decisions.calibration import (
+    CALIBRATION_METHODS,
+    Calibrator,
+    conformal_quantile,
+    conformal_scores,
+    prediction_sets,
+    sigmoid,
+)
+from .decisions.metrics import (
+    EvaluationReport,
+    ThresholdChoice,
+    brier_score,
+    check_threshold_rule,
+    choose_threshold,
+    expected_calibration_error,
 )
 from .exceptions import (
     BinaryVisionWarning,
@@ -48,17 +55,15 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
-from .lr_finder import SUGGESTERS, LRFindResult, lr_range_test
-from .metrics import (
-    EvaluationReport,
-    ThresholdChoice,
-    brier_score,
-    check_threshold_rule,
-    choose_threshold,
-    expected_calibration_error,
-)
-from .training import BinaryModel, Trainer, _Head, fuse_for_inference
+from .features.cache import model_key, shared_cache
+from .outputs.model_file import _plain
+from .training.callbacks import EarlyStopping, History
+from .training.checkpoint import Checkpointer, fingerprint
+from .training.lr_finder import SUGGESTERS, LRFindResult, lr_range_test
+from .training.model import BinaryModel, _Head
+from .training.trainer import Trainer
 from .transforms import AUGMENT_PRESETS, Transforms, TTAView, build_transforms, tta_views
+from .transforms import on_device as device_data
 
 __all__ = ["ImageBinaryClassifier"]
 
@@ -1462,7 +1467,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         ConfidenceDisplay
             With ``.figure_`` (a matplotlib Figure) and ``.plot(ax=None)``.
         """
-        from .plotting import ConfidenceDisplay
+        from .outputs.plots import ConfidenceDisplay
 
         self._check_fitted()
         data, labels = self._labelled(X, y)
@@ -1674,7 +1679,7 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.export("model.pt")              # TorchScript: torch.jit.load("model.pt")
         ... # doctest: +SKIP
         """
-        from .export import export_model
+        from .outputs.export import export_model
 
         return export_model(self, path, format, opset=opset, verify=verify)
 
@@ -1688,8 +1693,3 @@ class ImageBinaryClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         """Whether :meth:`fit` (or :meth:`load`) has run."""
         return hasattr(self, "model_")
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value JSON can hold."""
-    return value.item() if hasattr(value, "item") else value

@@ -27,12 +27,12 @@ from binaryvision.backbones import (
     torchvision_models,
 )
 from binaryvision.backbones._registry import _unregister_backbone
+from binaryvision.backbones.fuse import fuse_for_inference
 from binaryvision.exceptions import (
     InvalidParameterError,
     UnknownBackboneError,
     WeightsNotFoundError,
 )
-from binaryvision.training import fuse_for_inference
 
 RESNET18_URL = torchvision.models.ResNet18_Weights.DEFAULT.url
 

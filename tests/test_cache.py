@@ -10,7 +10,8 @@ import torch
 from conftest import tiny, write_class_tree
 from sklearn.base import clone
 
-from binaryvision.cache import FeatureCache, content_key, model_key, shared_cache
+from binaryvision.data.identity import content_key
+from binaryvision.features.cache import FeatureCache, model_key, shared_cache
 from binaryvision.training import Trainer
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binaryvision.calibration import (
+from binaryvision.decisions.calibration import (
     CALIBRATION_METHODS,
     Calibrator,
     conformal_quantile,

@@ -21,9 +21,9 @@ import torch
 from conftest import write_class_tree
 
 from binaryvision import Callback, ImageBinaryClassifier, Trainer
-from binaryvision.checkpoint import CHECKPOINT_NAME, Checkpointer
 from binaryvision.exceptions import InvalidParameterError, ModelFileError, TrainingError
 from binaryvision.persistence import read_model_file
+from binaryvision.training.checkpoint import CHECKPOINT_NAME, Checkpointer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -537,7 +537,7 @@ def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monk
     """With a head phase, the feature pass is the scan: each good image is decoded once,
     a bad one is still reported with its reason, and the separate scan never runs."""
     import binaryvision.classifier as module
-    from binaryvision.cache import shared_cache
+    from binaryvision.features.cache import shared_cache
 
     write_class_tree(tmp_path / "train", 8, ("a", "b"), seed=31)
     write_class_tree(tmp_path / "valid", 4, ("a", "b"), seed=32)
@@ -598,7 +598,7 @@ def test_compiled_fine_tuning_matches_eager(seed_tree):
 @pytest.mark.parametrize("total", [None, 0, 7, 10, 12])
 def test_prediction_rows_gathered_in_order_whatever_the_announced_total(total):
     """predict_logits' row buffer: in order, nothing lost, also past a wrong total."""
-    from binaryvision.training import _Rows
+    from binaryvision.training.trainer import _Rows
 
     batches = [torch.arange(i, i + 3, dtype=torch.float32).view(3, 1) for i in range(0, 9, 3)]
     batches.append(torch.tensor([[9.0]]))

@@ -19,7 +19,7 @@ import pytest
 from conftest import write_class_tree
 
 from binaryvision import ImageBinaryClassifier, __version__
-from binaryvision.cli import _threshold, _valid_size, find_prediction_images, main
+from binaryvision.cli._main import _threshold, _valid_size, find_prediction_images, main
 
 TINY = ["--backbone", "tiny_cnn", "--no-pretrained", "--epochs", "2", "--seed", "0"]
 RUN = ["--workers", "0", "--quiet"]

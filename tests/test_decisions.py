@@ -21,9 +21,9 @@ from binaryvision import (
     ImageBinaryClassifier,
     InvalidParameterError,
 )
-from binaryvision.calibration import sigmoid
 from binaryvision.data import as_image_set
-from binaryvision.metrics import choose_threshold
+from binaryvision.decisions.calibration import sigmoid
+from binaryvision.decisions.metrics import choose_threshold
 from binaryvision.persistence import read_model_file, write_model_file
 
 

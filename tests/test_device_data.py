@@ -17,15 +17,15 @@ from PIL import Image
 from binaryvision import Callback, ImageBinaryClassifier, Trainer
 from binaryvision.backbones import DataConfig
 from binaryvision.data import load_image
-from binaryvision.device_data import (
+from binaryvision.exceptions import InvalidParameterError
+from binaryvision.transforms import Transforms, build_transforms
+from binaryvision.transforms.on_device import (
     DeviceLoader,
     _crop_affines,
     augment_batch,
     store_images,
     stored_bytes,
 )
-from binaryvision.exceptions import InvalidParameterError
-from binaryvision.transforms import Transforms, build_transforms
 
 CONFIG = DataConfig(input_size=48, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), crop_pct=0.75)
 TRAINER = Trainer(num_workers=0, progress=False)
@@ -258,7 +258,7 @@ def test_fine_tuning_on_the_device_without_augmentation_equals_the_loader_path(d
 
 
 def test_fine_tuning_on_the_device_is_repeatable_and_uses_the_stored_images(data, monkeypatch):
-    import binaryvision.device_data as device_data
+    import binaryvision.transforms.on_device as device_data
 
     calls = []
     real = device_data.store_images

@@ -25,7 +25,7 @@ from binaryvision import (
     __version__,
 )
 from binaryvision import export as export_mod
-from binaryvision.calibration import sigmoid
+from binaryvision.decisions.calibration import sigmoid
 from binaryvision.export import (
     ExportError,
     export_model,

@@ -68,7 +68,7 @@ def test_import_changes_nothing():
         " list(warnings.filters), torch.get_rng_state().sum().item(),"
         " int(np.random.get_state()[1].sum()))\n"
         "a = s()\n"
-        "import binaryvision, binaryvision.plotting, binaryvision.cli, binaryvision.export\n"
+        "import binaryvision, binaryvision.outputs.plots, binaryvision.cli, binaryvision.export\n"
         "b = s()\n"
         "assert a == b, (a, b)\n"
         "print('same')\n"

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from binaryvision import LRFindResult, Trainer
 from binaryvision.exceptions import InvalidParameterError, TrainingError
-from binaryvision.lr_finder import SUGGESTERS, lr_range_test, minimum, steep, valley
+from binaryvision.training.lr_finder import SUGGESTERS, lr_range_test, minimum, steep, valley
 
 LRS = np.geomspace(1e-6, 1.0, 61)  # log10 steps of exactly 0.1
 X = np.log10(LRS)

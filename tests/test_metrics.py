@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from binaryvision.exceptions import InvalidParameterError
-from binaryvision.metrics import (
+from binaryvision.decisions.metrics import (
     EvaluationReport,
     check_threshold_rule,
     choose_threshold,
     expected_calibration_error,
 )
+from binaryvision.exceptions import InvalidParameterError
 
 N_BINS = 15
 #: The 16 bin edges of 15 equal-width bins on [0, 1] (the same floats sklearn uses).

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_image
 
 from binaryvision import ConfidenceDisplay
-from binaryvision.lr_finder import LRFindResult
+from binaryvision.training.lr_finder import LRFindResult
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def _hand_ece(y, p, n_bins):
 
 
 def test_reliability_display_before_and_after_calibration():
-    from binaryvision import plotting
+    from binaryvision.outputs.plots import _displays as plotting
 
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 4000)
@@ -145,7 +145,7 @@ def test_reliability_display_before_and_after_calibration():
 
 
 def test_reliability_display_without_uncalibrated():
-    from binaryvision.plotting import ReliabilityDisplay
+    from binaryvision.outputs.plots import ReliabilityDisplay
 
     display = ReliabilityDisplay.from_predictions(Y_SMALL, P_SMALL, classes=["cat", "dog"])
     assert display.ece_uncalibrated_ is None
@@ -155,7 +155,7 @@ def test_reliability_display_without_uncalibrated():
 
 
 def test_roc_display_perfect_separation_has_auc_one():
-    from binaryvision.plotting import ROCCurveDisplay
+    from binaryvision.outputs.plots import ROCCurveDisplay
 
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
@@ -166,7 +166,7 @@ def test_roc_display_perfect_separation_has_auc_one():
 
 
 def test_roc_display_operating_point_and_auc():
-    from binaryvision.plotting import ROCCurveDisplay
+    from binaryvision.outputs.plots import ROCCurveDisplay
 
     display = ROCCurveDisplay.from_predictions(
         Y_SMALL, P_SMALL, classes=["cat", "dog"], threshold=0.5
@@ -189,7 +189,7 @@ def test_roc_display_operating_point_and_auc():
 
 
 def test_pr_display_average_precision_prevalence_and_point():
-    from binaryvision.plotting import PRCurveDisplay
+    from binaryvision.outputs.plots import PRCurveDisplay
 
     y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.05, 0.1, 0.2, 0.3, 0.45, 0.8, 0.4, 0.6, 0.7, 0.9])
@@ -212,7 +212,7 @@ def test_pr_display_average_precision_prevalence_and_point():
 
 
 def test_pr_display_precision_is_one_when_nothing_is_positive():
-    from binaryvision.plotting import PRCurveDisplay
+    from binaryvision.outputs.plots import PRCurveDisplay
 
     display = PRCurveDisplay(Y_SMALL, P_SMALL, threshold=0.95)
     assert display.precision_at_threshold_ == 1.0
@@ -220,7 +220,7 @@ def test_pr_display_precision_is_one_when_nothing_is_positive():
 
 
 def test_threshold_display_curves_and_threshold_line():
-    from binaryvision.plotting import ThresholdDisplay
+    from binaryvision.outputs.plots import ThresholdDisplay
 
     display = ThresholdDisplay.from_predictions(
         Y_SMALL, P_SMALL, classes=["cat", "dog"], threshold=0.45
@@ -252,7 +252,7 @@ def test_threshold_display_curves_and_threshold_line():
 
 
 def test_confusion_matrix_display_counts_and_texts():
-    from binaryvision.plotting import ConfusionMatrixDisplay
+    from binaryvision.outputs.plots import ConfusionMatrixDisplay
 
     abstained = np.zeros(len(Y_SMALL), dtype=bool)
     abstained[[3, 7]] = True
@@ -270,7 +270,7 @@ def test_confusion_matrix_display_counts_and_texts():
 
 
 def test_confusion_matrix_display_uneven_rows_without_abstention():
-    from binaryvision.plotting import ConfusionMatrixDisplay
+    from binaryvision.outputs.plots import ConfusionMatrixDisplay
 
     y = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1])
     p = np.array([0.2, 0.3, 0.8, 0.9, 0.9, 0.1, 0.1, 0.1, 0.6])
@@ -288,7 +288,7 @@ def test_confusion_matrix_display_uneven_rows_without_abstention():
 def test_displays_draw_into_given_axes(name):
     from matplotlib.figure import Figure
 
-    from binaryvision import plotting
+    from binaryvision.outputs.plots import _displays as plotting
 
     fig = Figure()
     left, right = fig.subplots(1, 2)
@@ -306,7 +306,7 @@ def test_displays_draw_into_given_axes(name):
 def test_confusion_matrix_draws_into_given_axes():
     from matplotlib.figure import Figure
 
-    from binaryvision.plotting import ConfusionMatrixDisplay
+    from binaryvision.outputs.plots import ConfusionMatrixDisplay
 
     fig = Figure()
     ax = fig.add_subplot()
@@ -318,7 +318,7 @@ def test_confusion_matrix_draws_into_given_axes():
 def test_displays_new_figure_is_constrained_and_headless():
     from matplotlib.figure import Figure
 
-    from binaryvision.plotting import ROCCurveDisplay
+    from binaryvision.outputs.plots import ROCCurveDisplay
 
     backend = matplotlib.get_backend()
     display = ROCCurveDisplay.from_predictions(Y_SMALL, P_SMALL)
@@ -357,7 +357,7 @@ def test_displays_reject_bad_input(name, y_true, y_prob, words):
 
 def test_displays_reject_bad_optional_arrays():
     from binaryvision import InvalidParameterError
-    from binaryvision.plotting import ConfusionMatrixDisplay, ReliabilityDisplay
+    from binaryvision.outputs.plots import ConfusionMatrixDisplay, ReliabilityDisplay
 
     with pytest.raises(InvalidParameterError, match=r"y_prob_uncalibrated .*\[0, 1\]"):
         ReliabilityDisplay(Y_SMALL, P_SMALL, y_prob_uncalibrated=P_SMALL - 0.3)
@@ -367,14 +367,14 @@ def test_displays_reject_bad_optional_arrays():
 
 def test_curves_need_both_classes():
     from binaryvision import InvalidParameterError
-    from binaryvision.plotting import ROCCurveDisplay
+    from binaryvision.outputs.plots import ROCCurveDisplay
 
     with pytest.raises(InvalidParameterError, match="y_true must hold both labels"):
         ROCCurveDisplay([1, 1, 1], [0.2, 0.5, 0.9])
 
 
 def test_new_displays_are_exported():
-    from binaryvision import plotting
+    from binaryvision.outputs.plots import _displays as plotting
 
     for name in [
         "ReliabilityDisplay",

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from .exceptions import InvalidParameterError, ModelFileError
-from .persistence import read_model_file, write_model_file
+from ..exceptions import InvalidParameterError, ModelFileError
+from ..persistence import read_model_file, write_model_file
 
 __all__ = ["CHECKPOINT_NAME", "Checkpointer", "LoopObjects", "fingerprint"]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import load_image
-from .exceptions import InvalidParameterError
-from .metrics import NEVER_POSITIVE, expected_calibration_error
+from ...data.decode import load_image
+from ...decisions.metrics import NEVER_POSITIVE, expected_calibration_error
+from ...exceptions import InvalidParameterError
 
 __all__ = [
     "ConfidenceDisplay",

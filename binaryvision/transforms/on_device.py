@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from .backbones import DataConfig
-from .data import ImageDataset
-from .exceptions import InvalidParameterError
-from .transforms import (
+from ..data.loading import ImageDataset
+from ..exceptions import InvalidParameterError
+from .config import DataConfig
+from .presets import (
     _INTERPOLATION,
     AUGMENT_PRESETS,
     COLOR_JITTER,

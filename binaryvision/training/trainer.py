@@ -20,84 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import distributed
-from .callbacks import Callback, History, ProgressBar, TrainState
+from .. import distributed
+from ..exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
+from .callbacks import Callback, ProgressBar, TrainState
 from .checkpoint import LoopObjects
-from .exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
 
-__all__ = ["BinaryModel", "Trainer", "fuse_for_inference"]
-
-
-class BinaryModel(nn.Module):
-    """A backbone followed by a one-logit head: images ``(N, 3, S, S)`` to logits ``(N,)``.
-
-    Parameters
-    ----------
-    backbone : Backbone
-        Maps images to ``(N, backbone.num_features)`` features.
-    dropout : float
-        Dropout before the linear head.
-    """
-
-    def __init__(self, backbone: nn.Module, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return one logit per image."""
-        return self.head(self.backbone(x)).squeeze(-1)
-
-
-class _Head(nn.Module):
-    """The head alone, used on cached features: ``(N, F)`` to ``(N,)`` logits."""
-
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x).squeeze(-1)
-
-
-def fuse_for_inference(module: nn.Module) -> nn.Module:
-    """Return an eval-mode copy with every BatchNorm folded into the conv before it.
-
-    Frozen inference then skips the normalisation arithmetic entirely. Pairs are found
-    by module order (a ``Conv2d`` immediately followed by a ``BatchNorm2d`` in the same
-    parent, or named ``_bnK`` after a conv as in EfficientNet); modules that do not fit
-    that pattern are left as they are, so the result is always numerically equivalent.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    fused = copy.deepcopy(module).eval()
-    _PAIRS = {
-        "_conv_stem": "_bn0",
-        "_expand_conv": "_bn0",
-        "_depthwise_conv": "_bn1",
-        "_project_conv": "_bn2",
-        "_conv_head": "_bn1",
-    }
-    for parent in list(fused.modules()):
-        children = dict(parent.named_children())
-        if isinstance(parent, nn.Sequential):
-            names = list(children)
-            for a, b in zip(names, names[1:]):
-                conv, bn = children[a], children[b]
-                if (
-                    isinstance(conv, nn.Conv2d)
-                    and type(bn) is nn.BatchNorm2d
-                    and bn.track_running_stats
-                ):
-                    setattr(parent, a, fuse_conv_bn_eval(conv, bn))
-                    setattr(parent, b, nn.Identity())
-        for conv_name, bn_name in _PAIRS.items():
-            conv, bn = children.get(conv_name), children.get(bn_name)
-            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d:
-                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(parent, bn_name, nn.Identity())
-                children[bn_name] = nn.Identity()
-    return fused
+__all__ = ["Trainer"]
 
 
 class _Rows:
@@ -652,13 +580,3 @@ def _emit(callbacks: Sequence[Callback], event: str, trainer: Trainer, state: Tr
 
 def _is_conv_net(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def head_model(model: BinaryModel) -> nn.Module:
-    """The head of ``model`` as a module on features (shares its parameters)."""
-    return _Head(model.head)
-
-
-def make_history() -> History:
-    """A fresh History callback."""
-    return History()

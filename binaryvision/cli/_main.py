@@ -31,11 +31,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._version import __version__
-from .calibration import CALIBRATION_METHODS
-from .data import IMAGE_EXTENSIONS, _is_hidden, as_image_set, find_images
-from .exceptions import BinaryVisionError, DataError, InvalidParameterError, ModelFileError
-from .metrics import check_threshold_rule
+from .._version import __version__
+from ..data.decode import IMAGE_EXTENSIONS
+from ..data.sources import _is_hidden, as_image_set, find_images
+from ..decisions.calibration import CALIBRATION_METHODS
+from ..decisions.metrics import check_threshold_rule
+from ..exceptions import BinaryVisionError, DataError, InvalidParameterError, ModelFileError
 
 __all__ = ["build_parser", "find_prediction_images", "main"]
 
@@ -337,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ====================================================================== helpers
 def _trainer(args: argparse.Namespace) -> Any:
-    from .training import Trainer
+    from ..training import Trainer
 
     return Trainer(device=args.device, num_workers=args.workers)
 
@@ -347,7 +348,7 @@ def _verbose(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from .classifier import ImageBinaryClassifier
+    from ..classifier import ImageBinaryClassifier
 
     clf = ImageBinaryClassifier.load(args.model)
     return clf.set_params(trainer=_trainer(args), verbose=_verbose(args))
@@ -364,7 +365,7 @@ def _check_writable(path: str) -> None:
 
 def _write_text(path: str, write: Callable[[TextIO], None]) -> None:
     """Build the text in memory, then write it atomically (UTF-8)."""
-    from .persistence import atomic_write
+    from ..persistence import atomic_write
 
     buffer = io.StringIO(newline="")
     write(buffer)
@@ -375,7 +376,7 @@ def _save_figure(figure: Any, path: str) -> None:
     """Render a Figure through the Agg canvas and write it atomically; pyplot is not used."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .persistence import atomic_write
+    from ..persistence import atomic_write
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
@@ -458,7 +459,7 @@ def _validation_accuracy(clf: Any, data: str) -> str | None:
 
 # ====================================================================== commands
 def _cmd_fit(args: argparse.Namespace) -> None:
-    from .classifier import ImageBinaryClassifier
+    from ..classifier import ImageBinaryClassifier
 
     _check_writable(args.out)
     clf = ImageBinaryClassifier(
@@ -531,7 +532,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:
-    from .classifier import ImageBinaryClassifier
+    from ..classifier import ImageBinaryClassifier
 
     if args.plot is not None:
         _check_writable(args.plot)
@@ -579,7 +580,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 def _model_info(path: str) -> dict:
     """What a model file describes, from its metadata (read without building the model)."""
-    from .persistence import read_model_file
+    from ..persistence import read_model_file
 
     tensors, meta = read_model_file(path)
     params = meta.get("params", {})

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InvalidParameterError, ModelFileError
+from ..exceptions import InvalidParameterError, ModelFileError
 
 __all__ = [
     "CALIBRATION_METHODS",

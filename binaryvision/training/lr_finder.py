@@ -183,7 +183,7 @@ def lr_range_test(
         Rule for :attr:`LRFindResult.suggestion`, a key of :data:`SUGGESTERS`.
     """
     if not 0 < start_lr < end_lr:
-        from .exceptions import InvalidParameterError
+        from ..exceptions import InvalidParameterError
 
         raise InvalidParameterError(
             f"lr_find needs 0 < start_lr < end_lr; got start_lr={start_lr}, end_lr={end_lr}."
@@ -225,7 +225,7 @@ def lr_range_test(
             torch.cuda.set_rng_state_all(cuda_state)
         model.train(was_training)
     if len(lrs) < 2:
-        from .exceptions import TrainingError
+        from ..exceptions import TrainingError
 
         raise TrainingError(
             f"The learning-rate finder diverged at once (start_lr={start_lr:g}); lower start_lr."

@@ -1,0 +1,544 @@
+"""Exporting a fitted classifier to ONNX or TorchScript, for serving without binaryvision.
+
+The exported graph is the fitted network *and* its calibration, nothing else:
+
+input ``images``
+    float32, shape ``(N, 3, S, S)`` (NCHW, RGB), where ``S = data_config_.input_size``;
+    the batch size ``N`` is free. The images must already be preprocessed exactly as
+    :meth:`~binaryvision.ImageBinaryClassifier.predict_proba` does it (see below);
+    :func:`preprocess` does it for you.
+output ``probabilities``
+    float32, shape ``(N, 2)``: the calibrated probabilities, columns in ``classes_``
+    order, exactly the numbers ``predict_proba(X)`` returns (``tta=0``). The column of
+    the positive class is ``metadata["positive_index"]``; predict the positive class
+    where that column is ``>= metadata["threshold"]``.
+
+Preprocessing (the library's evaluation transform, :func:`binaryvision.build_transforms`),
+with ``S = input_size``, ``R = round(S / crop_pct)`` (the ``resize`` entry):
+
+1. decode to 8-bit RGB with :func:`binaryvision.load_image` ``(path, min_size=R)``:
+   EXIF orientation applied, transparency composited on white, and JPEG files decoded
+   at reduced size (Pillow's draft mode) as long as the shorter side stays ``>= R``.
+   A full-size JPEG decode gives slightly different pixels;
+2. resize the shorter side to ``R`` pixels, keeping the aspect ratio, with antialiased
+   ``interpolation`` (torchvision ``v2.Resize(R, antialias=True)``);
+3. centre-crop ``S x S``;
+4. scale to ``[0, 1]`` (divide by 255), then ``(x - mean) / std`` per channel.
+
+All of it, and the classes, positive class, threshold, calibration and library version,
+is stored in the file as JSON: in the ONNX model's ``metadata_props`` under the key
+``"binaryvision"`` (with a readable summary in its ``doc_string``), and in TorchScript
+files as the extra file ``"binaryvision.json"``. :func:`read_export_metadata` reads
+either. Models trained with custom ``transforms=`` record ``"custom_transforms": true``
+and the repr of their eval transform; reproduce that transform yourself.
+
+Calibration inside the graph: ``temperature`` and ``platt`` are affine in the logit
+(``sigmoid(a * logit + b)``); ``isotonic`` is the same piecewise-linear interpolation of
+``sigmoid(logit)`` that :meth:`~binaryvision.Calibrator.transform` does, written as a sum
+of clamped ramps (no ``searchsorted``, so it exports to ONNX opset 13+ and TorchScript).
+The calibration runs in float64 inside the graph, as in the library.
+
+ONNX export uses PyTorch's TorchScript-based exporter (``dynamo=False``), which works
+offline without ``onnxscript``; it needs the ``onnx`` package to write the metadata,
+and ``onnxruntime`` to verify the file (``pip install "binaryvision[export]"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import _version
+from ..exceptions import BinaryVisionError, InvalidParameterError
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportError",
+    "export_model",
+    "preprocess",
+    "read_export_metadata",
+]
+
+#: Export formats and the file suffixes that select them when ``format`` is None.
+EXPORT_FORMATS = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".ts", ".torchscript"),
+}
+#: Version of the metadata layout written into exported files.
+EXPORT_METADATA_VERSION = 1
+METADATA_KEY = "binaryvision"
+TORCHSCRIPT_EXTRA_FILE = "binaryvision.json"
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+DEFAULT_OPSET = 17
+_VERIFY_ATOL = 1e-4
+
+
+class ExportError(BinaryVisionError, RuntimeError):
+    """The exported model could not be written, or does not reproduce the classifier."""
+
+
+# ---------------------------------------------------------------------- the graph
+class _IsotonicMap(nn.Module):
+    """``np.interp(p, x, y)`` for increasing knots ``x``, as clamped ramps (ONNX-friendly).
+
+    ``y[0] + sum_k slope_k * clamp(p - x_k, 0, x_{k+1} - x_k)`` equals the interpolation
+    inside ``[x_0, x_last]`` and is flat outside it, as ``np.interp`` is; a zero-width
+    segment (repeated knot) is a step of ``y_{k+1} - y_k`` for ``p >= x_k``, as in ``np.interp``.
+    (scikit-learn's isotonic fits never repeat a knot; a hand-made repeated knot is a jump,
+    where an image exactly at the knot may land on either side by a rounding difference.)
+    """
+
+    def __init__(self, x: Any, y: Any) -> None:
+        super().__init__()
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.ndim != 1 or x.shape != y.shape or len(x) == 0 or np.any(np.diff(x) < 0):
+            raise InvalidParameterError(
+                "The isotonic calibration needs increasing knots x and values y of equal "
+                f"length; got {len(x)} x and {len(y)} y. Refit the classifier."
+            )
+        width, rise = np.diff(x), np.diff(y)
+        ramp = width > 0
+        self.register_buffer("y0", torch.tensor(float(y[0]), dtype=torch.float64))
+        self.register_buffer("lo", torch.from_numpy(x[:-1][ramp].copy()))
+        self.register_buffer("width", torch.from_numpy(width[ramp].copy()))
+        self.register_buffer("slope", torch.from_numpy(rise[ramp] / width[ramp]))
+        self.has_steps = bool(np.any(~ramp))
+        self.register_buffer("step_at", torch.from_numpy(x[:-1][~ramp].copy()))
+        self.register_buffer("step", torch.from_numpy(rise[~ramp].copy()))
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        d = p.unsqueeze(-1) - self.lo
+        d = torch.minimum(torch.clamp(d, min=0.0), self.width)
+        out = self.y0 + (d * self.slope).sum(-1)
+        if self.has_steps:
+            above = (p.unsqueeze(-1) >= self.step_at).to(torch.float64)
+            out = out + (above * self.step).sum(-1)
+        return out
+
+
+class ExportedClassifier(nn.Module):
+    """The fitted network plus calibration: images ``(N, 3, S, S)`` to ``(N, 2)`` probabilities.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Images to one positive-class logit per image, ``(N,)``.
+    positive_index : int
+        Column of the positive class in the output (its index in ``classes_``).
+    calibration : dict, optional
+        :meth:`binaryvision.Calibrator.to_dict` output, or None for the raw sigmoid.
+    """
+
+    def __init__(self, model: nn.Module, positive_index: int, calibration: dict | None) -> None:
+        super().__init__()
+        self.model = model
+        self.positive_index = int(positive_index)
+        state = dict(calibration or {})
+        self.method = state.pop("method", None)
+        scale, shift = 1.0, 0.0
+        if self.method == "temperature":
+            scale = 1.0 / float(state["temperature"])
+        elif self.method == "platt":
+            scale, shift = float(state["slope"]), float(state["intercept"])
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
+        self.isotonic = _IsotonicMap(state["x"], state["y"]) if self.method == "isotonic" else None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return calibrated probabilities ``(N, 2)`` in ``classes_`` order (float32)."""
+        z = self.model(images).reshape(-1).to(torch.float64)
+        if self.isotonic is not None:
+            p = self.isotonic(torch.sigmoid(z))
+        else:
+            p = torch.sigmoid(self.scale * z + self.shift)
+        columns = [1.0 - p, p] if self.positive_index == 1 else [p, 1.0 - p]
+        return torch.stack(columns, dim=1).to(torch.float32)
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_format(path: str | os.PathLike, format: str | None) -> str:
+    if format is not None:
+        if not isinstance(format, str) or format.lower() not in EXPORT_FORMATS:
+            raise InvalidParameterError(
+                f"format must be one of {sorted(EXPORT_FORMATS)} or None (to infer it from the "
+                f"suffix of path); got {format!r}."
+            )
+        return format.lower()
+    suffix = Path(os.fspath(path)).suffix.lower()
+    for name, suffixes in EXPORT_FORMATS.items():
+        if suffix in suffixes:
+            return name
+    known = ", ".join(f"{s} ({n})" for n, sfx in EXPORT_FORMATS.items() for s in sfx)
+    raise InvalidParameterError(
+        f"Cannot tell the export format from path {os.fspath(path)!r} (suffix {suffix or 'none'!r}):"
+        f" expected a name ending in {known}. Rename the file, or pass "
+        "format='onnx' or format='torchscript'."
+    )
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Silence torch's deprecation and tracer chatter about its own exporters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message=r".*is deprecated")
+        yield
+
+
+def _metadata(clf: Any) -> dict:
+    """The JSON document stored in exported files."""
+    from ..transforms import Transforms
+
+    config = clf.data_config_
+    from .model_file import _plain as plain  # numpy scalars to JSON values, as save() does
+
+    pos = clf._pos_index()
+    calibration = None if clf.calibrator_ is None else clf.calibrator_.to_dict()
+    size = int(config.input_size)
+    return {
+        "metadata_version": EXPORT_METADATA_VERSION,
+        "library_version": _version.__version__,
+        "torch_version": torch.__version__,
+        "backbone": clf.backbone_name_,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["N", 3, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "channels": "RGB",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["N", 2],
+            "dtype": "float32",
+            "meaning": "calibrated probabilities, columns in classes order",
+        },
+        "classes": [plain(c) for c in clf.classes_],
+        "positive_class": plain(clf.positive_class_),
+        "positive_index": pos,
+        "threshold": float(clf.threshold_),
+        "calibration": calibration,
+        "preprocessing": {
+            "input_size": size,
+            "resize": int(round(size / config.crop_pct)),
+            "crop_pct": float(config.crop_pct),
+            "interpolation": config.interpolation,
+            "mean": [float(v) for v in config.mean],
+            "std": [float(v) for v in config.std],
+            "decode": "binaryvision.load_image(path, min_size=resize): 8-bit RGB, EXIF "
+            "orientation applied, alpha composited on white, JPEG decoded in draft mode at a "
+            "shorter side >= resize",
+            "steps": [
+                "resize the shorter side to `resize` px, keeping the aspect ratio "
+                "(antialiased, `interpolation`)",
+                "centre-crop input_size x input_size",
+                "scale pixels to [0, 1] (divide by 255)",
+                "subtract `mean` and divide by `std`, per RGB channel",
+            ],
+            "custom_transforms": isinstance(clf.transforms, Transforms),
+            "eval_transform": repr(clf.transforms_.eval),
+        },
+    }
+
+
+def _summary(meta: dict) -> str:
+    pre = meta["preprocessing"]
+    return (
+        f"binaryvision {meta['library_version']} binary image classifier "
+        f"({meta['backbone']}). Input '{INPUT_NAME}': float32 (N, 3, {pre['input_size']}, "
+        f"{pre['input_size']}) RGB, shorter side resized to {pre['resize']} "
+        f"({pre['interpolation']}), centre-cropped, scaled to [0, 1], normalised with mean "
+        f"{pre['mean']} and std {pre['std']}. Output '{OUTPUT_NAME}': float32 (N, 2) "
+        f"calibrated probabilities of {meta['classes']}; positive class "
+        f"{meta['positive_class']!r} (column {meta['positive_index']}) at threshold "
+        f"{meta['threshold']:.6g}. Full metadata: metadata_props['{METADATA_KEY}'] (JSON)."
+    )
+
+
+def _example_input(size: int, n: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, size, size, generator=generator)
+
+
+def _to_onnx(module: nn.Module, example: torch.Tensor, meta: dict, opset: int) -> bytes:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError(
+            "Exporting to ONNX needs the 'onnx' package, which is not installed. Install it "
+            'with: pip install "binaryvision[export]"  (or choose format="torchscript").'
+        ) from exc
+    buffer = io.BytesIO()
+    with _quiet_torch(), torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,  # the TorchScript-based exporter: works offline, no onnxscript
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.doc_string = _summary(meta)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def _to_torchscript(module: nn.Module, example: torch.Tensor, meta: dict) -> bytes:
+    buffer = io.BytesIO()
+    with _quiet_torch(), torch.no_grad():
+        traced = torch.jit.trace(module, (example,), check_trace=False)
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_EXTRA_FILE: json.dumps(meta)})
+    return buffer.getvalue()
+
+
+def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def _run_torchscript(data: bytes, x: np.ndarray) -> np.ndarray:
+    with _quiet_torch(), torch.no_grad():
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        return loaded(torch.from_numpy(x)).numpy()
+
+
+def _check_exported(fmt: str, data: bytes, module: nn.Module, size: int, path: str) -> None:
+    """Run the exported bytes on a batch of another size and compare with ``module``."""
+    x = _example_input(size, 3, seed=1)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    run = _run_onnx if fmt == "onnx" else _run_torchscript
+    got = np.asarray(run(data, x.numpy()))
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=_VERIFY_ATOL):
+        worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.nan
+        raise ExportError(
+            f"The {fmt} export for {path!r} does not reproduce the classifier: on a batch of "
+            f"3 images it gives shape {got.shape} where {expected.shape} was expected, largest "
+            f"difference {worst:.3g} (tolerance {_VERIFY_ATOL}). Nothing was written. The "
+            "backbone may use operations that tracing cannot capture (data-dependent control "
+            "flow); try the other format, or report the backbone."
+        )
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- public API
+def export_model(
+    clf: Any,
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    verify: bool | None = None,
+) -> Path:
+    """Write a fitted classifier as an ONNX or TorchScript model, atomically.
+
+    See :meth:`binaryvision.ImageBinaryClassifier.export`, which calls this, and the
+    module docstring for the graph's input, output and the preprocessing it expects.
+
+    Parameters
+    ----------
+    clf : ImageBinaryClassifier
+        A fitted classifier.
+    path : str or path
+        Where to write. The suffix selects the format when ``format`` is None:
+        ``.onnx`` for ONNX; ``.pt``, ``.ts`` or ``.torchscript`` for TorchScript.
+    format : {"onnx", "torchscript"}, optional
+        The format, whatever the suffix.
+    opset : int, default=17
+        ONNX opset version (ONNX only).
+    verify : bool, optional
+        Run the exported model on a batch of random inputs (of a size other than the
+        one traced, so a frozen batch size is caught) and compare with the PyTorch
+        model within 1e-4 before writing. None: verify when the runtime is installed
+        (always for TorchScript; for ONNX when ``onnxruntime`` is). True: require it.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    NotFittedError
+        ``clf`` is not fitted.
+    InvalidParameterError
+        ``format`` is unknown, or ``path``'s suffix does not name a format.
+    ImportError
+        ONNX export without the ``onnx`` package, or ``verify=True`` without ``onnxruntime``.
+    ExportError
+        The exported model does not reproduce the PyTorch model (nothing is written).
+    """
+    from ..backbones.fuse import fuse_for_inference
+    from ..persistence import atomic_write
+
+    clf._check_fitted()
+    fmt = _resolve_format(path, format)
+    name = os.fspath(path)
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
+        raise InvalidParameterError(f"opset must be an int >= 13; got {opset!r}.")
+    if verify not in (None, True, False):
+        raise InvalidParameterError(f"verify must be None, True or False; got {verify!r}.")
+    if fmt == "onnx" and verify is True and not _onnxruntime_available():
+        raise ImportError(
+            "verify=True for an ONNX export needs 'onnxruntime', which is not installed. "
+            'Install it with: pip install "binaryvision[export]", or pass verify=None.'
+        )
+    meta = _metadata(clf)
+    calibration = meta["calibration"]
+    network = fuse_for_inference(copy.deepcopy(clf.model_).cpu().float()).eval()
+    module = ExportedClassifier(network, meta["positive_index"], calibration).eval()
+    module.requires_grad_(False)
+    size = meta["preprocessing"]["input_size"]
+    example = _example_input(size, 2, seed=0)
+    if fmt == "onnx":
+        data = _to_onnx(module, example, meta, opset)
+        check = verify is True or (verify is None and _onnxruntime_available())
+    else:
+        data = _to_torchscript(module, example, meta)
+        check = verify is not False
+    if check:
+        _check_exported(fmt, data, module, size, name)
+    atomic_write(path, data)
+    return Path(name)
+
+
+def read_export_metadata(path: str | os.PathLike, format: str | None = None) -> dict:
+    """The metadata (preprocessing, classes, threshold, ...) of a file :func:`export_model` wrote.
+
+    Parameters
+    ----------
+    path : str or path
+        An exported ``.onnx`` or TorchScript file.
+    format : {"onnx", "torchscript"}, optional
+        As for :func:`export_model`; inferred from the suffix when None.
+
+    Returns
+    -------
+    dict
+        The JSON document (see the module docstring).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    InvalidParameterError
+        The format cannot be told, or the file holds no binaryvision metadata.
+    """
+    fmt = _resolve_format(path, format)
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"Exported model {name!r} does not exist.")
+    raw: Any = None
+    if fmt == "onnx":
+        try:
+            import onnx
+
+            proto = onnx.load(name, load_external_data=False)
+            raw = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
+        except ImportError:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(name, providers=["CPUExecutionProvider"])
+            raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    else:
+        files = {TORCHSCRIPT_EXTRA_FILE: ""}
+        with _quiet_torch():
+            torch.jit.load(name, map_location="cpu", _extra_files=files)
+        raw = files[TORCHSCRIPT_EXTRA_FILE] or None
+    if not raw:
+        raise InvalidParameterError(
+            f"{name!r} holds no binaryvision metadata: it was not written by "
+            "ImageBinaryClassifier.export (or the metadata was stripped)."
+        )
+    return json.loads(raw)
+
+
+def preprocess(source: Any, images: Any) -> np.ndarray:
+    """Images as the exported graph's input: float32 ``(N, 3, S, S)``, exactly as the library.
+
+    Parameters
+    ----------
+    source : ImageBinaryClassifier or dict
+        A fitted classifier (its own eval transform is used, custom ones included), or
+        the metadata of an exported file (:func:`read_export_metadata`), from which the
+        standard eval transform is rebuilt.
+    images
+        Anything :meth:`~binaryvision.ImageBinaryClassifier.predict_proba` accepts: a
+        folder, a path, a list of paths or PIL images, or a uint8 array ``(n, H, W, 3)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, 3, S, S)``, C-contiguous: feed it to ONNX Runtime as it is, or to
+        TorchScript through ``torch.from_numpy``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``source`` is neither, or its metadata records custom transforms.
+    """
+    from ..data import as_image_set, load_image
+    from ..transforms import build_transforms
+    from ..transforms.config import DataConfig
+
+    if isinstance(source, Mapping):
+        pre = source.get("preprocessing")
+        if not isinstance(pre, Mapping):
+            raise InvalidParameterError(
+                "preprocess(source, ...) needs a fitted ImageBinaryClassifier or the dict that "
+                "read_export_metadata returns; this dict has no 'preprocessing' entry."
+            )
+        if pre.get("custom_transforms"):
+            raise InvalidParameterError(
+                "This model was trained with custom transforms= "
+                f"({pre.get('eval_transform')}); they cannot be rebuilt from the metadata. "
+                "Pass the fitted classifier instead, or apply that transform yourself."
+            )
+        config = DataConfig.from_dict(pre)
+        transform, min_size = build_transforms(config, "none").eval, int(pre["resize"])
+    elif hasattr(source, "_check_fitted"):
+        source._check_fitted()
+        transform, min_size = source.transforms_.eval, source.transforms_.decode_size
+    else:
+        raise InvalidParameterError(
+            "preprocess(source, ...) needs a fitted ImageBinaryClassifier or the dict that "
+            f"read_export_metadata returns; got {type(source).__name__}."
+        )
+    items = as_image_set(images).items
+    tensors = [transform(load_image(item, min_size=min_size)) for item in items]
+    if not tensors:
+        raise InvalidParameterError("preprocess(...) got no images.")
+    return np.ascontiguousarray(torch.stack(tensors).to(torch.float32).numpy())

@@ -1,0 +1,40 @@
+"""The network that is trained: a backbone and a one-logit head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BinaryModel"]
+
+
+class BinaryModel(nn.Module):
+    """A backbone followed by a one-logit head: images ``(N, 3, S, S)`` to logits ``(N,)``.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Maps images to ``(N, backbone.num_features)`` features.
+    dropout : float
+        Dropout before the linear head.
+    """
+
+    def __init__(self, backbone: nn.Module, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return one logit per image."""
+        return self.head(self.backbone(x)).squeeze(-1)
+
+
+class _Head(nn.Module):
+    """The head alone, used on cached features: ``(N, F)`` to ``(N,)`` logits."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x).squeeze(-1)
