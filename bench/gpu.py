@@ -22,7 +22,7 @@ Measured per backbone, at ``--image-size`` (224) pixels, with the package's own 
   ``--batch-size``) in three modes: ``fp32``; ``bf16`` (autocast, what the package does
   on CUDA by default); ``bf16_channels_last`` (bf16 with the model and every batch in
   channels_last memory format, through a ``Trainer`` subclass);
-  ``bf16_channels_last_on_device`` (the same, fed by :mod:`binaryvision.device_data`:
+  ``bf16_channels_last_on_device`` (the same, fed by :mod:`binaryvision.transforms.on_device`:
   the photos decoded once into uint8 tensors on the GPU and augmented there a batch at a
   time, what ``Trainer(data_on_device="auto")`` does for small data sets; the seconds to
   store them are reported apart as ``store_seconds``). ``--warmup`` steps are

@@ -9,8 +9,7 @@ from ._version import __version__
 from .backbones import Backbone, DataConfig, create_backbone, list_backbones, register_backbone
 from .classifier import ImageBinaryClassifier
 from .data import load_image
-from .decisions.calibration import Calibrator
-from .decisions.metrics import EvaluationReport, ThresholdChoice
+from .decisions import Calibrator, ThresholdChoice
 from .exceptions import (
     BinaryVisionError,
     BinaryVisionWarning,
@@ -32,6 +31,7 @@ from .outputs.plots import (
     ROCCurveDisplay,
     ThresholdDisplay,
 )
+from .outputs.report import EvaluationReport
 from .training import Callback, EarlyStopping, History, LRFindResult, Trainer, TrainState
 from .transforms import Transforms, build_transforms
 

@@ -1,4 +1,6 @@
-"""Tests of binaryvision.calibration: calibrators and split-conformal prediction sets.
+"""Tests of calibrators and split-conformal prediction sets.
+
+They live in binaryvision.decisions.calibration and binaryvision.decisions.conformal.
 
 Expectations come from generated data with known parameters, brute force written here,
 or properties (monotonicity, round trips, coverage guarantees).
@@ -18,12 +20,10 @@ from hypothesis import strategies as st
 from binaryvision.decisions.calibration import (
     CALIBRATION_METHODS,
     Calibrator,
-    conformal_quantile,
-    conformal_scores,
     make_calibrator,
-    prediction_sets,
     sigmoid,
 )
+from binaryvision.decisions.conformal import conformal_quantile, conformal_scores, prediction_sets
 from binaryvision.exceptions import InvalidParameterError, ModelFileError
 
 

@@ -32,6 +32,7 @@ from binaryvision import (
 from binaryvision.backbones import Backbone, DataConfig
 from binaryvision.data import as_image_set
 from binaryvision.training import BinaryModel
+from binaryvision.training.phases import fine_tune_parts
 
 
 def sha256_tree(root: Path) -> dict[str, str]:
@@ -259,8 +260,15 @@ def test_fine_tune_uses_discriminative_learning_rates(class_tree):
     clf = tiny(fine_tune_epochs=2, layer_lr_ratio=0.01)
     model = BinaryModel(clf._make_backbone())
     transforms = build_transforms(DataConfig(input_size=32, crop_pct=1.0), "light")
-    optimizer, _, lrs = clf._fine_tune_parts(
-        model, as_image_set(class_tree), torch.zeros(24), transforms, Trainer(num_workers=0), 0, 0.1
+    optimizer, _, lrs = fine_tune_parts(
+        clf,
+        model,
+        as_image_set(class_tree),
+        torch.zeros(24),
+        transforms,
+        Trainer(num_workers=0),
+        0,
+        0.1,
     )
     assert len(lrs) == 4  # three backbone groups and the head
     assert lrs[-1] == pytest.approx(0.01)  # head: lr / 10
@@ -536,7 +544,8 @@ def test_file_broken_after_the_scan_is_named_with_workers(fitted_tiny, tmp_path,
 def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monkeypatch):
     """With a head phase, the feature pass is the scan: each good image is decoded once,
     a bad one is still reported with its reason, and the separate scan never runs."""
-    import binaryvision.classifier as module
+    import binaryvision.data.bad_images as scan_module
+    import binaryvision.features.extract as module
     from binaryvision.features.cache import shared_cache
 
     write_class_tree(tmp_path / "train", 8, ("a", "b"), seed=31)
@@ -553,7 +562,7 @@ def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monk
     def no_scan(*args, **kwargs):
         raise AssertionError("the separate scan ran")
 
-    monkeypatch.setattr(module, "scan_images", no_scan)
+    monkeypatch.setattr(scan_module, "scan_images", no_scan)
     monkeypatch.setattr(module.ImageDataset, "__getitem__", counting_getitem)
     shared_cache().clear()
     with pytest.warns(DataWarning, match="broken.png"):
@@ -567,9 +576,9 @@ def test_fit_decodes_each_image_once_feature_pass_doubles_as_scan(tmp_path, monk
     monkeypatch.undo()
     shared_cache().clear()  # scan results are kept by content, like features
     scanned = []
-    real_scan = module.scan_images
+    real_scan = scan_module.scan_images
     monkeypatch.setattr(
-        module,
+        scan_module,
         "scan_images",
         lambda items, **kw: scanned.append(len(items)) or real_scan(items, **kw),
     )
@@ -598,11 +607,11 @@ def test_compiled_fine_tuning_matches_eager(seed_tree):
 @pytest.mark.parametrize("total", [None, 0, 7, 10, 12])
 def test_prediction_rows_gathered_in_order_whatever_the_announced_total(total):
     """predict_logits' row buffer: in order, nothing lost, also past a wrong total."""
-    from binaryvision.training.trainer import _Rows
+    from binaryvision.training.inference import Rows
 
     batches = [torch.arange(i, i + 3, dtype=torch.float32).view(3, 1) for i in range(0, 9, 3)]
     batches.append(torch.tensor([[9.0]]))
-    rows = _Rows(total or None)
+    rows = Rows(total or None)
     for batch in batches:
         rows.add(batch)
     assert torch.equal(rows.result(), torch.arange(10, dtype=torch.float32).view(10, 1))

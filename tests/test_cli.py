@@ -19,7 +19,8 @@ import pytest
 from conftest import write_class_tree
 
 from binaryvision import ImageBinaryClassifier, __version__
-from binaryvision.cli._main import _threshold, _valid_size, find_prediction_images, main
+from binaryvision.cli import find_prediction_images, main
+from binaryvision.cli.arguments import _threshold, _valid_size
 
 TINY = ["--backbone", "tiny_cnn", "--no-pretrained", "--epochs", "2", "--seed", "0"]
 RUN = ["--workers", "0", "--quiet"]

@@ -23,7 +23,7 @@ from binaryvision import (
 )
 from binaryvision.data import as_image_set
 from binaryvision.decisions.calibration import sigmoid
-from binaryvision.decisions.metrics import choose_threshold
+from binaryvision.decisions.thresholds import choose_threshold
 from binaryvision.persistence import read_model_file, write_model_file
 
 

@@ -24,7 +24,6 @@ from binaryvision import (
     Trainer,
     __version__,
 )
-from binaryvision import export as export_mod
 from binaryvision.decisions.calibration import sigmoid
 from binaryvision.export import (
     ExportError,
@@ -32,6 +31,8 @@ from binaryvision.export import (
     preprocess,
     read_export_metadata,
 )
+from binaryvision.outputs import _export_graph
+from binaryvision.outputs import export as export_mod
 
 ATOL = 1e-4
 FORMATS = ("onnx", "torchscript")
@@ -153,7 +154,7 @@ def test_fitted_isotonic_with_first_class_positive(setup, tmp_path, fmt):
 def test_isotonic_graph_equals_np_interp():
     x = [0.1, 0.2, 0.2, 0.5, 0.9]  # a repeated knot: a jump at 0.2
     y = [0.0, 0.25, 0.5, 0.6, 1.0]
-    isotonic = export_mod._IsotonicMap(x, y)
+    isotonic = _export_graph._IsotonicMap(x, y)
     p = np.concatenate([np.linspace(0, 1, 1001), [0.2 - 1e-9, 0.2 + 1e-9, 0.1, 0.9]])
     got = isotonic(torch.from_numpy(p)).numpy()
     np.testing.assert_allclose(got, np.interp(p, x, y), rtol=0, atol=1e-12)

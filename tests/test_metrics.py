@@ -1,4 +1,7 @@
-"""Tests of binaryvision.metrics: ECE, threshold rules and the evaluation report.
+"""Tests of ECE, threshold rules and the evaluation report.
+
+They live in binaryvision.decisions.metrics, binaryvision.decisions.thresholds and
+binaryvision.outputs.report.
 
 Every expected value is derived independently of the code under test: by a brute-force
 loop written here, by scikit-learn called here, or by hand on tiny arrays.
@@ -16,13 +19,10 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from binaryvision.decisions.metrics import (
-    EvaluationReport,
-    check_threshold_rule,
-    choose_threshold,
-    expected_calibration_error,
-)
+from binaryvision.decisions.metrics import expected_calibration_error
+from binaryvision.decisions.thresholds import check_threshold_rule, choose_threshold
 from binaryvision.exceptions import InvalidParameterError
+from binaryvision.outputs.report import EvaluationReport
 
 N_BINS = 15
 #: The 16 bin edges of 15 equal-width bins on [0, 1] (the same floats sklearn uses).

@@ -108,7 +108,7 @@ def _hand_ece(y, p, n_bins):
 
 
 def test_reliability_display_before_and_after_calibration():
-    from binaryvision.outputs.plots import _displays as plotting
+    from binaryvision.outputs import plots as plotting
 
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 4000)
@@ -288,7 +288,7 @@ def test_confusion_matrix_display_uneven_rows_without_abstention():
 def test_displays_draw_into_given_axes(name):
     from matplotlib.figure import Figure
 
-    from binaryvision.outputs.plots import _displays as plotting
+    from binaryvision.outputs import plots as plotting
 
     fig = Figure()
     left, right = fig.subplots(1, 2)
@@ -347,7 +347,8 @@ def test_displays_new_figure_is_constrained_and_headless():
     ],
 )
 def test_displays_reject_bad_input(name, y_true, y_prob, words):
-    from binaryvision import InvalidParameterError, plotting
+    from binaryvision import InvalidParameterError
+    from binaryvision.outputs import plots as plotting
 
     with pytest.raises(InvalidParameterError) as info:
         getattr(plotting, name)(y_true, y_prob)
@@ -374,7 +375,7 @@ def test_curves_need_both_classes():
 
 
 def test_new_displays_are_exported():
-    from binaryvision.outputs.plots import _displays as plotting
+    from binaryvision.outputs import plots as plotting
 
     for name in [
         "ReliabilityDisplay",

@@ -3,6 +3,8 @@
 ``binaryvision fit|predict|evaluate|lr-find|plot|info``; see ``binaryvision --help``.
 """
 
-from ._main import build_parser, find_prediction_images, main
+from ._main import main
+from .arguments import build_parser
+from .commands import find_prediction_images
 
 __all__ = ["build_parser", "find_prediction_images", "main"]

@@ -6,6 +6,7 @@ Decoding lives in :mod:`binaryvision.data.decode`; nothing here opens an image.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..exceptions import DataError, InvalidParameterError
+from ..exceptions import DataError, DataWarning, InvalidParameterError
 from .decode import IMAGE_EXTENSIONS
 
 __all__ = ["ImageSet", "as_image_set", "check_two_classes", "find_images", "split_fit_data"]
@@ -251,3 +252,34 @@ def split_fit_data(
         random_state=random_state,
     )
     return data.subset(np.sort(train_idx)), data.subset(np.sort(valid_idx))
+
+
+def class_counts(labels: np.ndarray, classes: np.ndarray, balanced_hint: bool = True) -> dict:
+    """Images per class in ``labels``; warns when the minority class is tiny.
+
+    ``balanced_hint`` adds the advice to try ``class_weight='balanced'`` to the warning.
+    """
+    counts = {c: int(n) for c, n in zip(classes, [(labels == c).sum() for c in classes])}
+    minority = min(counts, key=counts.get)
+    n_min, n = counts[minority], sum(counts.values())
+    if n_min < 0.05 * n or (n_min < 5 and n_min < 0.3 * n):
+        hint = (
+            " Consider class_weight='balanced', and read balanced accuracy and PR-AUC."
+            if balanced_hint
+            else ""
+        )
+        warnings.warn(
+            f"Only {n_min} of the {n} training images are {minority!r} "
+            f"({100 * n_min / n:.1f}%): the model may learn to ignore that class, and "
+            f"its metrics will be noisy. Add images of {minority!r} if you can.{hint}",
+            DataWarning,
+            stacklevel=3,
+        )
+    elif n_min < 5:
+        warnings.warn(
+            f"Only {n_min} training images of {minority!r} ({n} in all): too few for a "
+            "reliable model or reliable metrics. Aim for at least 20 images per class.",
+            DataWarning,
+            stacklevel=3,
+        )
+    return {(c.item() if hasattr(c, "item") else c): n for c, n in counts.items()}

@@ -7,3 +7,30 @@ Owns: :mod:`~binaryvision.decisions.calibration` (temperature, Platt, isotonic),
 
 May import: :mod:`binaryvision.exceptions` only: decisions work on numbers, not images.
 """
+
+from .calibration import CALIBRATION_METHODS, Calibrator, sigmoid
+from .conformal import conformal_quantile, conformal_scores, prediction_sets
+from .metrics import brier_score, expected_calibration_error
+from .thresholds import (
+    NEVER_POSITIVE,
+    THRESHOLD_RULES,
+    ThresholdChoice,
+    check_threshold_rule,
+    choose_threshold,
+)
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "NEVER_POSITIVE",
+    "THRESHOLD_RULES",
+    "Calibrator",
+    "ThresholdChoice",
+    "brier_score",
+    "check_threshold_rule",
+    "choose_threshold",
+    "conformal_quantile",
+    "conformal_scores",
+    "expected_calibration_error",
+    "prediction_sets",
+    "sigmoid",
+]

@@ -1,9 +1,10 @@
-"""Probability calibration and split-conformal prediction sets.
+"""Probability calibration: temperature, Platt or isotonic, fitted on held-out logits.
 
 A network's sigmoid output is a score, not a frequency: "0.9" is rarely right nine
 times in ten. :class:`~binaryvision.ImageBinaryClassifier` fits a calibrator on the
 held-out validation logits after training, and keeps those images' scores for
-conformal prediction sets. Which calibrator, in plain words:
+conformal prediction sets (:mod:`~binaryvision.decisions.conformal`). Which calibrator,
+in plain words:
 
 ``"temperature"`` (default)
     One number ``T``: ``p = sigmoid(logit / T)``. Fixes over- and under-confidence
@@ -35,10 +36,7 @@ from ..exceptions import InvalidParameterError, ModelFileError
 __all__ = [
     "CALIBRATION_METHODS",
     "Calibrator",
-    "conformal_quantile",
-    "conformal_scores",
     "make_calibrator",
-    "prediction_sets",
     "sigmoid",
 ]
 
@@ -157,39 +155,3 @@ class Calibrator:
 def make_calibrator(method: str | None) -> Calibrator | None:
     """A fresh :class:`Calibrator`, or None for ``method=None``."""
     return None if method is None else Calibrator(method)
-
-
-# ---------------------------------------------------------------------- conformal sets
-def conformal_scores(y_true: Any, y_prob: Any) -> np.ndarray:
-    """Nonconformity scores ``1 - P(true label)`` of held-out images, sorted ascending."""
-    y = np.asarray(y_true, dtype=int).ravel()
-    p = np.asarray(y_prob, dtype=float).ravel()
-    return np.sort(np.where(y == 1, 1.0 - p, p))
-
-
-def conformal_quantile(scores: Any, coverage: float) -> float:
-    """The split-conformal score threshold for ``coverage`` (Vovk; Angelopoulos & Bates).
-
-    With ``n`` calibration scores, the ``ceil((n + 1) * coverage)``-th smallest. When
-    that rank exceeds ``n`` there are too few calibration images for the coverage
-    asked: the threshold is ``inf`` and every prediction set holds both labels.
-    """
-    if not (isinstance(coverage, (int, float)) and 0 < coverage < 1):
-        raise InvalidParameterError(f"coverage must be a float in (0, 1); got {coverage!r}.")
-    scores = np.sort(np.asarray(scores, dtype=float))
-    k = math.ceil((len(scores) + 1) * coverage)
-    return float("inf") if k > len(scores) else float(scores[k - 1])
-
-
-def prediction_sets(y_prob: Any, quantile: float) -> np.ndarray:
-    """Boolean membership ``(n, 2)``: column ``j`` says whether class ``j`` is in the set.
-
-    A label is in an image's set when ``1 - P(label) <= quantile``. The most probable
-    label is always included, so no set is empty (this can only raise coverage, so the
-    guarantee holds).
-    """
-    p1 = np.asarray(y_prob, dtype=float).ravel()
-    probs = np.column_stack([1.0 - p1, p1])
-    member = (1.0 - probs) <= quantile
-    member[np.arange(len(p1)), (p1 >= 0.5).astype(int)] = True
-    return member

@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
+from ..data.identity import content_key
 from ..exceptions import InvalidParameterError, ModelFileError
 from ..persistence import read_model_file, write_model_file
 
-__all__ = ["CHECKPOINT_NAME", "Checkpointer", "LoopObjects", "fingerprint"]
+__all__ = ["CHECKPOINT_NAME", "Checkpointer", "LoopObjects", "fingerprint", "fit_fingerprint"]
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.bvckpt"
@@ -41,6 +42,16 @@ def fingerprint(values: dict) -> str:
     """A short hash of a JSON-able description (parameters and data of a fit)."""
     text = json.dumps(values, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fit_fingerprint(params: dict, seed: int, train: Any, valid: Any = None) -> str:
+    """Identifies a fit for resuming: its parameters, seed and exact images and labels."""
+    images = [
+        [content_key(item) for item in part.items] + [repr(v) for v in part.labels]
+        for part in (train, valid)
+        if part is not None
+    ]
+    return fingerprint({"params": params, "seed": seed, "images": images})
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:

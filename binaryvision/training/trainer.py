@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -21,44 +19,13 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..exceptions import BinaryVisionWarning, InvalidParameterError, TrainingError
+from ..exceptions import InvalidParameterError
+from . import runtime
 from .callbacks import Callback, ProgressBar, TrainState
 from .checkpoint import LoopObjects
+from .inference import gather, is_conv_net, progress
 
 __all__ = ["Trainer"]
-
-
-class _Rows:
-    """Batches of rows gathered into one tensor, allocated up front when the total is known.
-
-    Keeping each batch's small output alive while the forward pass allocates and frees
-    large activations fragmented the C heap: over 1,600 photos on the CPU, peak RSS grew
-    by 1.2 GB (bench/scaling.py). One buffer allocated at the first batch keeps the peak
-    at the small-data figure. Without a known total (or past it), batches are listed and
-    concatenated at the end.
-    """
-
-    def __init__(self, total: int | None) -> None:
-        self.total = total
-        self.parts: list[torch.Tensor] = []
-        self.buffer: torch.Tensor | None = None
-        self.n = 0
-
-    def add(self, rows: torch.Tensor) -> None:
-        if self.total is not None and self.buffer is None:
-            self.buffer = torch.empty((self.total, *rows.shape[1:]), dtype=rows.dtype)
-        if self.buffer is not None and self.n + len(rows) <= len(self.buffer):
-            self.buffer[self.n : self.n + len(rows)] = rows
-        else:
-            if self.buffer is not None:  # more rows than announced: list them from here
-                self.parts, self.buffer, self.total = [self.buffer[: self.n]], None, None
-            self.parts.append(rows)
-        self.n += len(rows)
-
-    def result(self) -> torch.Tensor:
-        if self.buffer is not None:
-            return self.buffer[: self.n]
-        return torch.cat(self.parts) if self.parts else torch.empty(0)
 
 
 class Trainer:
@@ -142,34 +109,9 @@ class Trainer:
         self.compile = compile
         self.data_on_device = data_on_device
 
-    @contextlib.contextmanager
-    def determinism(self) -> Iterator[None]:
+    def determinism(self) -> contextlib.AbstractContextManager[None]:
         """While active, use deterministic algorithms if ``deterministic`` (then restore)."""
-        if not self.deterministic:
-            yield
-            return
-        if self.resolved_device().type == "cuda" and not os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
-            warnings.warn(
-                "Trainer(deterministic=True) on CUDA needs the environment variable "
-                "CUBLAS_WORKSPACE_CONFIG=:4096:8, set before Python starts; without it "
-                "some cuBLAS operations stay non-deterministic.",
-                BinaryVisionWarning,
-                stacklevel=3,
-            )
-        before = (
-            torch.are_deterministic_algorithms_enabled(),
-            torch.is_deterministic_algorithms_warn_only_enabled(),
-            torch.backends.cudnn.benchmark,
-            torch.backends.cudnn.deterministic,
-        )
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        try:
-            yield
-        finally:
-            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2:]
+        return runtime.determinism(self.deterministic, self.resolved_device)
 
     # ------------------------------------------------------------------ resolution
     def setup(self) -> None:
@@ -202,19 +144,7 @@ class Trainer:
         return torch.autocast(self.resolved_device().type, dtype=dtype)
 
     def _amp_dtype(self) -> torch.dtype | None:
-        allowed = ("auto", "32", "bf16", "16")
-        if str(self.precision) not in allowed:
-            raise InvalidParameterError(
-                f"Trainer(precision=...) must be one of {allowed}; got {self.precision!r}."
-            )
-        device = self.resolved_device()
-        if str(self.precision) == "32" or (self.precision == "auto" and device.type != "cuda"):
-            return None
-        if self.precision == "16":
-            return torch.float16
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
+        return runtime.amp_dtype(self.precision, self.resolved_device)
 
     def resolved_workers(self, *, inference: bool = False) -> int:
         """Number of DataLoader worker processes.
@@ -227,32 +157,11 @@ class Trainer:
         without a worker against 34 s with one. Fine-tuning keeps its worker (its heavier
         augmentation measured 7% faster with one).
         """
-        if self.num_workers == "auto":
-            cores = os.cpu_count() or 1
-            spare = cores - 1
-            if inference and self.resolved_device().type == "cpu":
-                spare = cores - torch.get_num_threads()
-            return max(0, min(8, spare))
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise InvalidParameterError(
-                f"Trainer(num_workers=...) must be 'auto' or an int >= 0; got {self.num_workers!r}."
-            )
-        return self.num_workers
+        return runtime.worker_count(self.num_workers, inference, self.resolved_device)
 
     def resolved_data_on_device(self, n_bytes: int) -> bool:
         """Whether to keep ``n_bytes`` of decoded images on the device (``data_on_device``)."""
-        if self.data_on_device not in ("auto", True, False):
-            raise InvalidParameterError(
-                f"Trainer(data_on_device=...) must be 'auto', True or False; got "
-                f"{self.data_on_device!r}."
-            )
-        if self.data_on_device != "auto":
-            return bool(self.data_on_device)
-        device = self.resolved_device()
-        if device.type != "cuda":
-            return False
-        free, _ = torch.cuda.mem_get_info(device)
-        return n_bytes <= min(2 * 2**30, free // 4)
+        return runtime.keeps_data_on_device(self.data_on_device, n_bytes, self.resolved_device)
 
     def resolved_inference_batch_size(self) -> int:
         """Batch size used for feature extraction and prediction."""
@@ -280,24 +189,14 @@ class Trainer:
         """
         workers = self.resolved_workers() if workers is None else workers
         sampler, batch_size = self.shard(dataset, batch_size, shuffle, shard_seed)
-        if sampler is not None:
-            shuffle = False
-        if generator is None and not shuffle:
-            # the loader draws its workers' base seed from this generator; without one it
-            # would draw from the global RNG, so a fit's dropout masks would depend on
-            # whether its features were cached
-            generator = torch.Generator()
-        n = len(dataset) if sampler is None else len(sampler)
-        workers = min(workers, max(0, math.ceil(n / batch_size) - 1))
-        return torch.utils.data.DataLoader(
+        return runtime.data_loader(
             dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
+            batch_size,
             sampler=sampler,
+            shuffle=shuffle,
             generator=generator,
             drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=False,
+            workers=workers,
             pin_memory=self.resolved_device().type == "cuda",
         )
 
@@ -311,12 +210,7 @@ class Trainer:
         :class:`~torch.utils.data.distributed.DistributedSampler` over ``dataset`` (any
         sized collection) and ``batch_size`` divided by the number of processes.
         """
-        if shard_seed is None or not distributed.active():
-            return None, batch_size
-        sampler = torch.utils.data.distributed.DistributedSampler(
-            dataset, shuffle=shuffle, seed=shard_seed, drop_last=True
-        )
-        return sampler, max(1, batch_size // distributed.world_size())
+        return runtime.shard(dataset, batch_size, shuffle, shard_seed)
 
     @contextlib.contextmanager
     def _layout(self, model: nn.Module, channels_last: bool) -> Iterator[None]:
@@ -354,31 +248,13 @@ class Trainer:
 
         With ``with_targets``, also return the loader's targets, concatenated.
         """
-        device = self.resolved_device()
-        model.eval().to(device)
-        try:
-            total = len(loader.dataset) or None
-        except (AttributeError, TypeError):  # not a DataLoader, or an iterable dataset
-            total = None
-        outputs, targets = _Rows(total), _Rows(total)
-        with self._layout(model, device.type == "cuda" or _is_conv_net(model)):
-            for inputs, target in self._progress(loader, desc):
-                targets.add(target)
-                with self.autocast():
-                    outputs.add(model(self._device_inputs(inputs)).float().cpu())
+        outputs, targets = gather(self, model, loader, desc)
         if with_targets:
             return outputs.result(), targets.result()
         return outputs.result()
 
     def _progress(self, iterable: Iterable, desc: str) -> Iterable:
-        if not self.progress or not distributed.is_main_process():
-            return iterable
-        from tqdm.auto import tqdm
-
-        total = len(iterable) if hasattr(iterable, "__len__") else None
-        return tqdm(
-            iterable, desc=desc, total=total, leave=False, mininterval=1.0, disable=None
-        )  # None: silent when not on a terminal
+        return progress(iterable, desc, self.progress)
 
     # ------------------------------------------------------------------ training
     def train_step(
@@ -463,7 +339,7 @@ class Trainer:
         model.to(device)
         # channels_last: 1.6x faster fine-tuning of EfficientNet-Lite0 on a 2-core CPU
         # (bench/gpu.py --device cpu), and the layout GPUs' tensor cores want
-        with self._layout(model, _is_conv_net(model)):
+        with self._layout(model, is_conv_net(model)):
             all_callbacks = [*callbacks, *(self.callbacks or [])]
             if self.progress and distributed.is_main_process():
                 all_callbacks.append(ProgressBar())
@@ -472,17 +348,7 @@ class Trainer:
             generator = getattr(train_loader, "generator", None)
 
             sampler = getattr(train_loader, "sampler", None)
-            ddp = distributed.active() and isinstance(
-                sampler, torch.utils.data.distributed.DistributedSampler
-            )
-            train_model = model
-            if ddp:
-                train_model = nn.parallel.DistributedDataParallel(
-                    model, device_ids=[device.index] if device.type == "cuda" else None
-                )
-            if self.compile:
-                train_model = torch.compile(train_model)
-
+            train_model, ddp = runtime.training_model(model, device, sampler, self.compile)
             live = LoopObjects(
                 model, optimizer, scheduler, scaler, all_callbacks, generator, device
             )
@@ -527,15 +393,8 @@ class Trainer:
                         not math.isfinite(grad) and not scaler.is_enabled()
                     ):
                         model.load_state_dict(last_good)
-                        what = (
-                            f"training loss became {loss}"
-                            if not math.isfinite(loss)
-                            else (f"gradient norm became {grad}")
-                        )
-                        raise TrainingError(
-                            f"The {what} at epoch {epoch}, step {state.step + 1} ({phase} phase) "
-                            f"with learning rate {state.lr:.3g}. The weights of the last completed "
-                            "epoch were restored. Lower lr, or check the images."
+                        raise runtime.step_failure(
+                            loss, grad, epoch, state.step + 1, phase, state.lr
                         )
                     state.step += 1
                     state.batch_loss = loss
@@ -576,7 +435,3 @@ class Trainer:
 def _emit(callbacks: Sequence[Callback], event: str, trainer: Trainer, state: TrainState) -> None:
     for callback in callbacks:
         getattr(callback, event)(trainer, state)
-
-
-def _is_conv_net(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
