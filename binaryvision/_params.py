@@ -25,7 +25,7 @@ from .data.bad_images import scan_reasons
 from .decisions import CALIBRATION_METHODS, check_threshold_rule
 from .exceptions import InvalidParameterError
 from .features.cache import shared_cache
-from .features.extract import FeatureExtractor
+from .features.extract import FeatureExtractor, make_extractor
 from .training.trainer import Trainer
 from .transforms import AUGMENT_PRESETS, DataConfig, Transforms, build_transforms
 
@@ -97,6 +97,12 @@ class _ParamMethods:
                 fail(
                     "class_weight", "None, 'balanced' or a dict {label: weight > 0} of both classes"
                 )
+        budget = self.time_budget
+        if budget is not None and budget != "auto":
+            if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not budget > 0:
+                fail("time_budget", "'auto', None (the frozen head alone) or seconds > 0")
+        if self.cv is not None and (not is_int(self.cv) or self.cv < 2):
+            fail("cv", "None or an int >= 2 (the number of cross-fitting folds)")
         if not is_int(self.patience) or self.patience < 1:
             fail("patience", "an int >= 1")
         if self.trainer is not None and not isinstance(self.trainer, Trainer):
@@ -177,8 +183,9 @@ class _ParamMethods:
     def _feature_pass(self) -> FeatureExtractor:
         """The fitted backbone's feature pass (its key hashed once after :meth:`load`)."""
         if self._extractor is None:
-            self._extractor = FeatureExtractor(
-                self.model_.backbone, self.transforms_, self.cache_dir
+            sizes = getattr(self.model_, "extra_sizes", ())
+            self._extractor = make_extractor(
+                self.model_.backbone, self.transforms_, self.cache_dir, sizes
             )
         return self._extractor
 

@@ -23,8 +23,10 @@ from .data import ImageSet, as_image_set
 from .data.bad_images import describe_item
 from .decisions import conformal_quantile, prediction_sets, sigmoid
 from .exceptions import BinaryVisionWarning, DataWarning, InvalidParameterError, NotFittedError
+from .outputs.label_issues import LabelIssues
 from .outputs.plots import ConfidenceDisplay
 from .outputs.report import EvaluationReport
+from .training.cross_fit import cross_fit_logits
 from .training.model import _Head
 from .transforms import tta_views
 
@@ -308,6 +310,7 @@ class _PredictMethods:
             y_prob_uncalibrated=None if self.calibrator_ is None else sigmoid(mean_logit),
             abstained=abstained,
             coverage=coverage,
+            selection=getattr(self, "selection_", None),
         )
 
     def _labelled(self, X: Any, y: Any) -> tuple[ImageSet, np.ndarray]:
@@ -385,3 +388,50 @@ class _PredictMethods:
             spread=spread if tta > 1 else None,
         )
         return display.plot(ax=ax)
+
+    def label_issues(self, X: Any = None, y: Any = None, *, n: int | None = 20) -> LabelIssues:
+        """Suspected label errors: images whose given label the model finds least likely.
+
+        Every image is judged by heads that never trained on it (out-of-fold, see the
+        ``cv`` parameter), on the fitted model's features, so a wrong label cannot vouch
+        for itself. Without ``X``: the training images of the last :meth:`fit` (its
+        out-of-fold logits are kept in memory; no new computation). With ``X``: those
+        images, cross-fitted now; no backbone pass where their features are cached.
+
+        Parameters
+        ----------
+        X, y
+            Labelled images, as for :meth:`score`; default: the training images.
+        n : int or None, default=20
+            Keep the ``n`` most suspect (None: rank them all).
+
+        Returns
+        -------
+        LabelIssues
+            ``.items``, ``.given``, ``.believed``, ``.p_given`` (calibrated),
+            ``.suspect``, ``.reason(i)``, ``.to_list()``, ``print(...)`` and ``.plot()``.
+        """
+        self._check_fitted()
+        pos = self._pos_index()
+        classes = (self.classes_[1 - pos], self.classes_[pos])
+        if X is None:
+            evidence = getattr(self, "_label_evidence", None)
+            if evidence is None:
+                raise InvalidParameterError(
+                    "label_issues() without X ranks the training images of a cross-fitted "
+                    "fit made in this process, and this model has none (cv=None, "
+                    "fine-tuning, or loaded from a file). Pass the images: "
+                    "clf.label_issues(X, y)."
+                )
+            items, labels, logits = evidence
+            return LabelIssues.rank(items, labels, self._calibrated(logits), classes, n)
+        data, labels = self._labelled(X, y)
+        targets = torch.from_numpy(self._targets(labels))
+        trainer = self._make_trainer()
+        features = self._feature_pass().features(data.items, trainer, "features")
+        lr = self.lr_ if math.isfinite(self.lr_) else 0.01
+        folds = self.cv if self.cv is not None else 5
+        fitted = cross_fit_logits(self, [features], targets, lr, trainer, self._seed(), None, folds)
+        if fitted is None:
+            raise InvalidParameterError("label_issues needs at least 2 images of each class in X.")
+        return LabelIssues.rank(data.items, labels, self._calibrated(fitted.logits), classes, n)

@@ -86,10 +86,24 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         the best weights.
     patience : int, default=3
         Epochs without improvement before early stopping.
+    time_budget : "auto", float or None, default="auto"
+        Seconds the whole :meth:`fit` may take. After the frozen-feature head (always the
+        first step) the autopilot tries what the budget allows (today: features at 1.25x
+        the input size beside the first ones) and keeps it only when the cross-fitting
+        folds say it beats the frozen head beyond noise; ``selection_`` says what was
+        tried. ``"auto"``: up to three times the frozen path's cost. ``None``: the frozen
+        head alone. A budget below what the frozen path takes runs that path and warns.
+    cv : int or None, default=5
+        Folds of cross-fitting over the training images: for each fold a head trains on
+        the cached features of the others and predicts the fold it did not see, so every
+        training image gets an out-of-fold logit (no extra backbone pass). These fit the
+        calibration, tune the threshold, give the conformal scores and rank
+        :meth:`label_issues`: evidence that did not pick the early-stopping epoch. None,
+        or a fit with ``fine_tune_epochs > 0``: the validation images are used instead.
     threshold : float, str or dict, default=0.5
         The operating point: :meth:`predict` answers ``positive_class`` when its
         calibrated probability is at least ``threshold_``. A float is used as it is; a
-        rule is tuned on the validation images after training: ``"f1"`` (balance
+        rule is tuned on held-out evidence after training (see ``cv``): ``"f1"`` (balance
         precision and recall), ``"youden"`` (maximise sensitivity + specificity, fair to
         both classes), ``{"precision": 0.95}`` (the lowest threshold whose precision
         reaches the target: as many positives found as that precision allows),
@@ -98,11 +112,11 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         target cannot be reached a :class:`~binaryvision.BinaryVisionWarning` says so and
         ``threshold_choice_.message`` explains. See :mod:`binaryvision.decisions.thresholds`.
     calibration : {"temperature", "platt", "isotonic"} or None, default="temperature"
-        How the validation images calibrate the probabilities after training (see
+        How held-out evidence (see ``cv``) calibrates the probabilities after training (see
         :mod:`binaryvision.decisions.calibration`): one temperature (safe default), Platt scaling
         (also corrects a shifted base rate) or isotonic regression (needs hundreds of
-        validation images). ``None`` keeps the raw sigmoid. Needs validation images:
-        with ``valid_size=0`` nothing is calibrated.
+        held-out images). ``None`` keeps the raw sigmoid. With ``cv=None`` and
+        ``valid_size=0`` nothing is calibrated.
     positive_class : label, optional
         The class whose probability the threshold, precision, recall and the logit refer
         to; default ``classes_[1]`` (the second in sorted order). ``predict_proba``
@@ -155,17 +169,15 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         used by :meth:`predict` (tuned when ``threshold`` is a rule).
     threshold_choice_ : ThresholdChoice or None
         How ``threshold_`` was chosen: rule, whether a target was met, the value reached
-        on the validation images, and a message. None without validation images.
+        on the held-out evidence (see ``cv``), and a message. None without any.
     calibrator_ : Calibrator or None
         The fitted calibration map, applied by :meth:`predict_proba`.
     calibration_report_ : dict or None
-        On the validation images: ``n_images``, ``method``, ``ece_before``,
-        ``ece_after``, ``brier_before``, ``brier_after`` (ECE with 15 equal-width bins).
-        Measured on the images the calibrator was fitted on, so optimistic: evaluate on
-        other images with :meth:`evaluate`.
+        On the held-out evidence: ``n_images``, ``method``, ``ece_before``, ``ece_after``,
+        ``brier_before``, ``brier_after`` (ECE, 15 bins). Measured where the calibrator
+        was fitted, so optimistic: :meth:`evaluate` on other images.
     conformal_scores_ : numpy.ndarray or None
-        Sorted nonconformity scores of the validation images, used by
-        :meth:`predict_set`.
+        Sorted nonconformity scores of the held-out evidence, for :meth:`predict_set`.
     class_counts_ : dict
         Number of training images per class (training split only).
     fit_report_ : dict
@@ -173,6 +185,10 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         ``{"path", "reason"}`` for unreadable files) and ``ignored`` (hidden entries such
         as ``.ipynb_checkpoints`` and ``.DS_Store``, and non-image files, never used as
         images or classes). User files are only read, never modified.
+    selection_ : dict or None
+        What the autopilot did (see ``time_budget``): ``kept``, ``budget_seconds`` and
+        ``candidates``, each with ``seconds``, out-of-fold ``cv_log_loss`` and
+        ``cv_accuracy``, ``kept`` and a ``note``. None when fine-tuning.
     lr_ : float
         The head learning rate actually used (differs from ``lr`` when it is ``"auto"``).
     data_config_ : DataConfig
@@ -207,6 +223,8 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         valid_size: float = 0.2,
         early_stopping: bool = True,
         patience: int = 3,
+        time_budget: float | str | None = "auto",
+        cv: int | None = 5,
         threshold: float | str | dict = 0.5,
         calibration: str | None = "temperature",
         positive_class: Any = None,
@@ -234,6 +252,8 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         self.valid_size = valid_size
         self.early_stopping = early_stopping
         self.patience = patience
+        self.time_budget = time_budget
+        self.cv = cv
         self.threshold = threshold
         self.calibration = calibration
         self.positive_class = positive_class
@@ -313,15 +333,20 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         self.backbone_name_ = self.backbone if isinstance(self.backbone, str) else "custom"
         self.n_train_ = len(fitted.train)
         self.n_valid_ = 0 if fitted.valid is None else len(fitted.valid)
-        self._extractor = fitted.extractor
-        self._fit_decisions(fitted.valid)
+        self._extractor, self.selection_ = fitted.extractor, fitted.selection
+        self._fit_decisions(fitted)
         return self
 
-    def _fit_decisions(self, held_out: Any) -> None:
-        """Calibrator, threshold and conformal scores from the logits of ``held_out`` images."""
+    def _fit_decisions(self, fitted: Any) -> None:
+        """Calibrator, threshold and conformal scores from held-out logits: out of fold
+        when cross-fitted, else the validation images'."""
         z = y = None
-        if held_out is not None:
-            z, y = self._raw_logits(held_out.items)[0], self._targets(held_out.labels)
+        self._label_evidence = None
+        if fitted.cross_fit is not None:
+            z, y = fitted.cross_fit.logits, self._targets(fitted.train.labels)
+            self._label_evidence = (fitted.train.items, fitted.train.labels, z)
+        elif fitted.valid is not None:
+            z, y = self._raw_logits(fitted.valid.items)[0], self._targets(fitted.valid.labels)
         decisions = fit_decisions(z, y, self.calibration, self.threshold)
         self.calibrator_ = decisions.calibrator
         self.calibration_report_ = decisions.calibration_report
@@ -421,19 +446,13 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
     ) -> Any:
         """Write the fitted network and its calibration as an ONNX or TorchScript model.
 
-        The exported graph takes a float32 batch ``(N, 3, S, S)`` (RGB, ``S =
-        data_config_.input_size``, any ``N``) that is already preprocessed exactly as
-        :meth:`predict_proba` does it: decoded with :func:`binaryvision.load_image`
-        ``(path, min_size=R)``, the shorter side resized to ``R = round(S / crop_pct)``
-        (antialiased), centre-cropped to ``S``, scaled to ``[0, 1]`` and normalised with
-        ``data_config_.mean`` and ``.std``. :func:`binaryvision.export.preprocess` does all
-        of it. Its output ``probabilities`` is float32 ``(N, 2)`` in ``classes_`` order:
-        the numbers ``predict_proba(X)`` returns (``tta=0``), calibration included
-        (temperature, Platt and isotonic are all part of the graph). The preprocessing,
-        classes, positive class, threshold, calibration and library version are stored in
-        the file as JSON (ONNX ``metadata_props["binaryvision"]``; TorchScript extra file
-        ``binaryvision.json``); read them with
-        :func:`binaryvision.export.read_export_metadata`. The file is written atomically.
+        The graph takes a float32 batch ``(N, 3, S, S)`` preprocessed exactly as
+        :meth:`predict_proba` does it (:func:`binaryvision.export.preprocess` builds it) and
+        outputs ``probabilities``, float32 ``(N, 2)`` in ``classes_`` order: the numbers
+        ``predict_proba(X)`` returns, calibration included. Preprocessing, classes,
+        threshold and calibration are stored in the file as JSON
+        (:func:`binaryvision.export.read_export_metadata`). Written atomically. The
+        "Exporting to ONNX and TorchScript" page of the user guide has the details.
 
         Parameters
         ----------
@@ -471,11 +490,6 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         Examples
         --------
         >>> clf.export("model.onnx")                                   # doctest: +SKIP
-        >>> import onnxruntime
-        >>> from binaryvision.export import preprocess
-        >>> session = onnxruntime.InferenceSession("model.onnx")       # doctest: +SKIP
-        >>> session.run(None, {"images": preprocess(clf, ["a.jpg"])})[0]  # doctest: +SKIP
-        array([[0.03, 0.97]], dtype=float32)
         >>> clf.export("model.pt")              # TorchScript: torch.jit.load("model.pt")
         ... # doctest: +SKIP
         """

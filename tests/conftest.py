@@ -62,9 +62,14 @@ def seed_tree(tmp_path: Path) -> Path:
 
 
 def tiny(**kwargs) -> ImageBinaryClassifier:
-    """A fast classifier on the tiny random-init backbone, single-process, silent."""
+    """A fast classifier on the tiny random-init backbone, single-process, silent.
+
+    The autopilot is off (``time_budget=None``) unless a test asks for it
+    (tests/test_autopilot.py): the other tests pin down the frozen-feature path.
+    """
     params = dict(
         backbone="tiny_cnn",
+        time_budget=None,
         epochs=10,
         lr=0.3,
         batch_size=8,

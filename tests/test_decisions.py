@@ -53,13 +53,23 @@ def fitted_noisy(noisy_tree):
 
 
 # ---------------------------------------------------------------------- calibration
-def test_default_fit_calibrates_with_a_temperature(fitted_noisy):
+def test_default_fit_calibrates_with_a_temperature_on_out_of_fold_logits(fitted_noisy):
     clf, root = fitted_noisy
     assert isinstance(clf.calibrator_, Calibrator) and clf.calibrator_.method == "temperature"
     logits = clf.decision_function(root / "valid")
     proba = clf.predict_proba(root / "valid")
     np.testing.assert_allclose(proba[:, 1], clf.calibrator_.transform(logits), atol=1e-12)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    report = clf.calibration_report_
+    # cross-fitted (cv=5): every training image, none of the validation images
+    assert report["n_images"] == clf.n_train_ == 40 and report["method"] == "temperature"
+    assert len(clf.conformal_scores_) == clf.n_train_
+
+
+def test_calibration_on_the_validation_images_with_cv_none(noisy_tree):
+    clf, root = tiny(cv=None).fit(noisy_tree), noisy_tree
+    logits = clf.decision_function(root / "valid")
+    proba = clf.predict_proba(root / "valid")
     report = clf.calibration_report_
     assert report["n_images"] == 28 and report["method"] == "temperature"
     # the temperature is fitted by maximum likelihood on these images: NLL cannot rise
@@ -88,12 +98,24 @@ def test_other_calibrators_are_used_by_predict_proba(noisy_tree, method):
     )
 
 
-def test_no_validation_means_no_calibration_and_no_sets(class_tree):
-    clf = tiny(valid_size=0).fit(class_tree)
+def test_no_validation_and_no_cross_fitting_means_no_calibration_and_no_sets(class_tree):
+    clf = tiny(valid_size=0, cv=None).fit(class_tree)
     assert clf.calibrator_ is None and clf.conformal_scores_ is None
     assert clf.threshold_ == 0.5
     with pytest.raises(InvalidParameterError, match="valid_size"):
         clf.predict_set(class_tree)
+
+
+def test_cross_fitting_calibrates_and_tunes_without_validation_images(class_tree):
+    clf = tiny(valid_size=0, threshold="f1").fit(class_tree)
+    assert clf.n_valid_ == 0 and clf.calibrator_ is not None
+    assert clf.calibration_report_["n_images"] == clf.n_train_ == 24
+    # the threshold is the rule's choice on the calibrated out-of-fold probabilities
+    items, labels, oof = clf._label_evidence
+    y = (labels == "dog").astype(int)
+    expected = choose_threshold(y, clf.calibrator_.transform(oof), "f1")
+    assert clf.threshold_ == pytest.approx(expected.threshold)
+    assert clf.predict_set(class_tree, 0.8, return_mask=True).any(axis=1).all()
 
 
 @pytest.mark.parametrize(
@@ -111,7 +133,7 @@ def test_bad_calibration_or_threshold_is_refused_before_training(class_tree, bad
 )
 def test_threshold_rules_are_tuned_on_the_validation_images(fitted_noisy, rule):
     clf, root = fitted_noisy
-    clf = clone(clf).set_params(threshold=rule).fit(root)
+    clf = clone(clf).set_params(threshold=rule, cv=None).fit(root)
     p = clf.predict_proba(root / "valid")[:, 1]
     expected = choose_threshold(valid_targets(clf, root / "valid"), p, rule)
     assert clf.threshold_ == pytest.approx(expected.threshold)
@@ -128,15 +150,15 @@ def test_unreachable_precision_target_warns_and_says_why(tmp_path):
     # no threshold gives a precision above the share of dogs, one half
     write_class_tree(root / "valid", 8, ("dog", "cat"), seed=2)
     with pytest.warns(BinaryVisionWarning, match="not reached") as caught:
-        clf = tiny(threshold={"precision": 0.9}).fit(root)
+        clf = tiny(threshold={"precision": 0.9}, cv=None).fit(root)
     assert "precision" in str(caught[0].message)
     assert not clf.threshold_choice_.met
     assert clf.threshold_choice_.achieved <= 0.5 + 1e-9
 
 
-def test_tuned_threshold_needs_validation_images(class_tree):
+def test_tuned_threshold_needs_validation_images_without_cross_fitting(class_tree):
     with pytest.raises(InvalidParameterError, match="valid_size=0"):
-        tiny(threshold="f1", valid_size=0).fit(class_tree)
+        tiny(threshold="f1", valid_size=0, cv=None).fit(class_tree)
 
 
 # ---------------------------------------------------------------------- positive class
@@ -223,7 +245,7 @@ def test_predict_abstains_exactly_on_two_label_sets(fitted_noisy):
 
 
 def test_too_few_validation_images_for_the_coverage_warns(class_tree):
-    clf = tiny(valid_size=4).fit(class_tree)
+    clf = tiny(valid_size=4, cv=None).fit(class_tree)
     with pytest.warns(BinaryVisionWarning, match="at least 19"):
         sets = clf.predict_set(class_tree, 0.95, return_mask=True)
     assert sets.all()

@@ -11,6 +11,8 @@ share of the missing images and all of them get every row.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 import torch
@@ -22,10 +24,10 @@ from ..data.decode import load_image
 from ..data.identity import content_key
 from ..data.loading import ImageDataset
 from ..exceptions import ImageDecodeError
-from ..transforms import Transforms, TTAView
+from ..transforms import Transforms, TTAView, build_transforms
 from .cache import model_key, shared_cache
 
-__all__ = ["FeatureExtractor", "backbone_key"]
+__all__ = ["FeatureExtractor", "MultiSizeExtractor", "backbone_key", "make_extractor"]
 
 
 def backbone_key(transforms: Transforms, backbone: nn.Module) -> str:
@@ -48,6 +50,9 @@ class FeatureExtractor:
         :func:`backbone_key` when the caller has it already (hashed on first use otherwise).
     reuse : FeatureExtractor, optional
         An earlier extractor whose fused backbone is taken over when its key is the same.
+    shares : FeatureExtractor, optional
+        An extractor of the same backbone (at another input size) whose fused copy this
+        one runs too.
     """
 
     def __init__(
@@ -57,12 +62,16 @@ class FeatureExtractor:
         cache_dir: Any = None,
         key: str | None = None,
         reuse: FeatureExtractor | None = None,
+        shares: FeatureExtractor | None = None,
     ) -> None:
         self.backbone = backbone
         self.transforms = transforms
         self.cache_dir = cache_dir
         self._key = key
         self._fused: nn.Module | None = None
+        self._shares = shares
+        #: seconds per image of the last pass that ran the backbone (None before one)
+        self.seconds_per_image: float | None = None
         if reuse is not None and reuse._fused is not None and reuse.key == self.key:
             self._fused = reuse._fused
 
@@ -74,6 +83,8 @@ class FeatureExtractor:
         return self._key
 
     def _fast(self) -> nn.Module:
+        if self._shares is not None:
+            return self._shares._fast()
         if self._fused is None:
             self._fused = fuse_for_inference(self.backbone)
         return self._fused
@@ -122,7 +133,9 @@ class FeatureExtractor:
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             mine = [missing[j] for j in distributed.shard(len(missing))]
+            started = time.perf_counter()
             features, _ = self.run([items[i] for i in mine], trainer, desc, view)
+            self.seconds_per_image = (time.perf_counter() - started) / max(len(mine), 1)
             if distributed.active():
                 features = distributed.gather_rows(features.reshape(len(mine), dim), len(missing))
             disk = self.cache_dir if distributed.is_main_process() else None
@@ -132,6 +145,13 @@ class FeatureExtractor:
         if not items:
             return torch.empty(0, dim)
         return torch.stack(found)
+
+    def n_missing(self, items: list) -> int:
+        """How many of ``items`` have no cached features yet (identity view)."""
+        cache, dim = shared_cache(), self.backbone.num_features
+        return sum(
+            cache.get((self.key, content_key(i)), dim, self.cache_dir) is None for i in items
+        )
 
     def probe(self, items: list, trainer: Any) -> list[str]:
         """Compute (and cache) the features of ``items``; why each failed, "" if it did not.
@@ -163,3 +183,54 @@ class FeatureExtractor:
             else:
                 cache.put(keys[i], features[j], self.cache_dir)
         return reasons
+
+
+class MultiSizeExtractor:
+    """The features of one backbone at several input sizes, side by side ``(n, k * F)``.
+
+    The first part is the backbone's own size (the frozen head's features); the others
+    share its fused copy. Scans and keys follow the parts.
+    """
+
+    def __init__(self, parts: list[FeatureExtractor], sizes: list[int]) -> None:
+        self.parts, self.sizes = parts, sizes
+        self.backbone, self.transforms = parts[0].backbone, parts[0].transforms
+
+    @property
+    def key(self) -> str:
+        """The parts' keys, joined."""
+        return "+".join(part.key for part in self.parts)
+
+    def features(
+        self, items: list, trainer: Any, desc: str, view: str = "identity"
+    ) -> torch.Tensor:
+        """Every part's features of ``items``, concatenated along the feature axis."""
+        out = [self.parts[0].features(items, trainer, desc, view)]
+        for part, size in zip(self.parts[1:], self.sizes[1:]):
+            out.append(part.features(items, trainer, f"{desc}, {size} px", view))
+        return torch.cat(out, dim=1)
+
+    def probe(self, items: list, trainer: Any) -> list[str]:
+        """The first part's scan (every part decodes the same files)."""
+        return self.parts[0].probe(items, trainer)
+
+
+def make_extractor(
+    backbone: nn.Module,
+    transforms: Transforms,
+    cache_dir: Any = None,
+    extra_sizes: tuple[int, ...] = (),
+    reuse: Any = None,
+) -> FeatureExtractor | MultiSizeExtractor:
+    """The feature pass of a model: plain, or with features at ``extra_sizes`` beside it
+    (eval transforms built from the backbone's data config at each size)."""
+    base_reuse = reuse.parts[0] if isinstance(reuse, MultiSizeExtractor) else reuse
+    base = FeatureExtractor(backbone, transforms, cache_dir, reuse=base_reuse)
+    if not extra_sizes:
+        return base
+    parts = [base]
+    for size in extra_sizes:
+        config = dataclasses.replace(backbone.data_config, input_size=int(size))
+        tf = build_transforms(config, "none")
+        parts.append(FeatureExtractor(backbone, tf, cache_dir, shares=base))
+    return MultiSizeExtractor(parts, [backbone.data_config.input_size, *map(int, extra_sizes)])

@@ -263,6 +263,14 @@ def export_model(
     clf._check_fitted()
     fmt = _resolve_format(path, format)
     name = os.fspath(path)
+    sizes = getattr(clf.model_, "extra_sizes", ())
+    if sizes:
+        raise InvalidParameterError(
+            f"export writes single-resolution models, and the autopilot chose features at "
+            f"{clf.data_config_.input_size} and {', '.join(map(str, sizes))} px for this one "
+            f"(selection_['kept'] = {clf.selection_['kept']!r}). Refit with "
+            "time_budget=None to export it."
+        )
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
         raise InvalidParameterError(f"opset must be an int >= 13; got {opset!r}.")
     if verify not in (None, True, False):

@@ -60,6 +60,8 @@ def save_classifier(clf: Any, path: str | os.PathLike) -> None:
         "n_train": clf.n_train_,
         "n_valid": clf.n_valid_,
         "lr": clf.lr_,
+        "extra_sizes": list(getattr(clf.model_, "extra_sizes", ())),
+        "selection": getattr(clf, "selection_", None),
     }
     if distributed.is_main_process():
         write_model_file(path, clf.model_.state_dict(), meta)
@@ -94,7 +96,8 @@ def load_classifier(cls: type, path: str | os.PathLike, backbone: Any = None) ->
     clf = cls(**{k: v for k, v in params.items() if k in valid})
     with torch.random.fork_rng(devices=[]):  # random init, overwritten: keep the caller's RNG
         module = clf._make_backbone()
-        model = BinaryModel(module, float(params.get("dropout", 0.0)))
+        sizes = tuple(int(v) for v in meta.get("extra_sizes", []))
+        model = BinaryModel(module, float(params.get("dropout", 0.0)), sizes)
     module.data_config = DataConfig.from_dict(meta["data_config"])
     try:
         model.load_state_dict(tensors)
@@ -126,4 +129,5 @@ def load_classifier(cls: type, path: str | os.PathLike, backbone: Any = None) ->
     clf.backbone_name_ = name
     clf.n_train_ = int(meta.get("n_train", 0))
     clf.n_valid_ = int(meta.get("n_valid", 0))
+    clf.selection_ = meta.get("selection")
     return clf

@@ -51,6 +51,9 @@ class EvaluationReport:
         Decision threshold on ``y_prob``.
     abstained : numpy.ndarray of bool or None
         Which images got both labels in their conformal prediction set.
+    selection : dict or None
+        The classifier's ``selection_``: what the autopilot tried at fit (each candidate's
+        out-of-fold score and seconds) and kept.
     """
 
     classes: list
@@ -60,6 +63,7 @@ class EvaluationReport:
     y_prob_uncalibrated: np.ndarray | None = None
     abstained: np.ndarray | None = None
     coverage: float | None = None
+    selection: dict | None = None
     metrics: dict = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,8 +175,12 @@ class EvaluationReport:
         )
 
     def to_dict(self) -> dict:
-        """The metrics as plain Python values (JSON-serialisable)."""
-        return dict(self.metrics)
+        """The metrics as plain Python values (JSON-serialisable), with ``selection``
+        (what the fit's autopilot tried and kept) when the model has one."""
+        out = dict(self.metrics)
+        if self.selection is not None:
+            out["selection"] = self.selection
+        return out
 
     def __str__(self) -> str:
         m = self.metrics
@@ -222,6 +230,11 @@ class EvaluationReport:
                 f"  abstained: {m['n_abstained']} of {m['n_images']} at coverage "
                 f"{self.coverage:.2f}; accuracy on the rest {m['accuracy_answered']:.4f}"
             )
+        if self.selection is not None:
+            lines.append(f"  model chosen at fit: {self.selection['kept']}")
+            for c in self.selection["candidates"]:
+                cv = f"cv log loss {c['cv_log_loss']:.4f}, " if "cv_log_loss" in c else ""
+                lines.append(f"    {c['name']:<26} {cv}{c.get('note', '')}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

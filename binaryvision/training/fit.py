@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import time
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,10 @@ from ..data.sources import class_counts
 from ..exceptions import InvalidParameterError
 from ..features.extract import FeatureExtractor
 from ..transforms import Transforms
-from . import phases
+from . import autopilot, phases
 from .callbacks import History
 from .checkpoint import Checkpointer, fit_fingerprint
+from .cross_fit import CrossFit, cross_fit_logits
 from .lr_finder import LRFindResult, lr_range_test
 from .model import BinaryModel
 from .trainer import Trainer
@@ -51,6 +53,8 @@ class FitResult:
     valid: ImageSet | None
     fit_report: dict
     class_counts: dict
+    cross_fit: CrossFit | None = None
+    selection: dict | None = None
 
 
 def _all_labels(data: ImageSet) -> np.ndarray:
@@ -71,6 +75,7 @@ def fit_model(
     decoding). Torch's RNG is seeded from ``seed`` here and restored afterwards.
     """
     name = type(clf).__name__
+    started = time.perf_counter()
     with phases.local_rng(trainer, seed):
         backbone = clf._make_backbone()
         transforms = clf._make_transforms(backbone.data_config)
@@ -97,11 +102,12 @@ def fit_model(
         f"{name}(positive_class=...)",
     )
     train, valid = split_fit_data(data, clf.valid_size, seed)
-    if valid is None and not isinstance(clf.threshold, numbers.Real):
+    cross_fits = clf.cv is not None and clf.epochs > 0 and clf.fine_tune_epochs == 0
+    if valid is None and not cross_fits and not isinstance(clf.threshold, numbers.Real):
         raise InvalidParameterError(
             f"{name}(threshold={clf.threshold!r}) is tuned on validation images, and there "
-            "are none (valid_size=0). Set valid_size > 0, add a valid/ folder, or use a "
-            "float threshold."
+            "are none (valid_size=0) and no cross-fitting (cv=None, or fine-tuning). Set "
+            "valid_size > 0, add a valid/ folder, or use a float threshold."
         )
 
     def targets(labels: np.ndarray) -> torch.Tensor:
@@ -113,7 +119,7 @@ def fit_model(
     counts = class_counts(train.labels, classes, clf.class_weight is None)
     pos_weight = clf._pos_weight(y_train, classes, positive)
     history = History()
-    checkpoint = None
+    checkpoint, cross_fit, selection = None, None, None
     if checkpoint_dir is not None:
         params = {  # how training runs (trainer, verbose) does not change the result
             k: v
@@ -144,6 +150,23 @@ def fit_model(
                 seed, pos_weight, checkpoint,
             )  # fmt: skip
             distributed.broadcast_module(model.head)  # bitwise equal on every process
+            if cross_fits:
+                cross_fit = cross_fit_logits(
+                    clf, [f_train], y_train, float(lr), trainer, seed, pos_weight, clf.cv
+                )
+            if clf.fine_tune_epochs == 0:
+                selection, multi, trial = autopilot.try_candidates(
+                    clf, started=started, frozen=cross_fit, extractor=extractor,
+                    transforms=transforms, train=train, valid=valid, y_train=y_train,
+                    lr=float(lr), trainer=trainer, seed=seed, pos_weight=pos_weight,
+                    checkpoint=checkpoint,
+                )  # fmt: skip
+                if multi is not None:
+                    model = _multi_size_model(
+                        clf, multi, model, train, valid, y_train, y_valid, float(lr), trainer,
+                        history, seed, pos_weight,
+                    )  # fmt: skip
+                    extractor, cross_fit = multi, trial
         if clf.fine_tune_epochs > 0:
             phases.fine_tune(
                 clf, model, train, y_train, valid, y_valid, transforms, trainer, history,
@@ -164,7 +187,29 @@ def fit_model(
         valid=valid,
         fit_report=fit_report,
         class_counts=counts,
+        cross_fit=cross_fit,
+        selection=selection,
     )
+
+
+def _multi_size_model(
+    clf, multi, model, train, valid, y_train, y_valid, lr, trainer, history, seed, pos_weight
+) -> BinaryModel:
+    """The kept multi-resolution model: a new head on the side-by-side features."""
+    with phases.local_rng(trainer, seed + 1):
+        wide = BinaryModel(model.backbone, clf.dropout, tuple(multi.sizes[1:]))
+    f_train = multi.features(train.items, trainer, "autopilot features (train)")
+    f_valid = (
+        None
+        if valid is None
+        else multi.features(valid.items, trainer, "autopilot features (valid)")
+    )
+    phases.fit_head(
+        clf, wide, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed, pos_weight,
+        phase="autopilot",
+    )  # fmt: skip
+    distributed.broadcast_module(wide.head)
+    return wide
 
 
 def find_lr(

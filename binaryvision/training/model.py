@@ -17,15 +17,28 @@ class BinaryModel(nn.Module):
         Maps images to ``(N, backbone.num_features)`` features.
     dropout : float
         Dropout before the linear head.
+    extra_sizes : tuple of int
+        Further input sizes whose features sit beside the backbone's own in the head's
+        input (the autopilot's multi-resolution model). Such a model runs through its
+        feature pass (:mod:`binaryvision.features.extract`), not :meth:`forward`.
     """
 
-    def __init__(self, backbone: nn.Module, dropout: float = 0.0) -> None:
+    def __init__(
+        self, backbone: nn.Module, dropout: float = 0.0, extra_sizes: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, 1))
+        self.extra_sizes = tuple(int(s) for s in extra_sizes)
+        n_features = backbone.num_features * (1 + len(self.extra_sizes))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return one logit per image."""
+        if self.extra_sizes:
+            raise TypeError(
+                f"This model reads features at {len(self.extra_sizes) + 1} input sizes; run it "
+                "through ImageBinaryClassifier.predict_proba, not on one image batch."
+            )
         return self.head(self.backbone(x)).squeeze(-1)
 
 

@@ -90,6 +90,7 @@ def fit_head(
     seed: int,
     pos_weight: float | None = None,
     checkpoint: Checkpointer | None = None,
+    phase: str = "head",
 ) -> None:
     """Train ``model.head`` on cached features for ``params.epochs`` (one-cycle AdamW)."""
     head = _Head(model.head)
@@ -106,7 +107,7 @@ def fit_head(
         scheduler,
         params.epochs,
         loss(trainer, pos_weight),
-        phase="head",
+        phase=phase,
         callbacks=_phase_callbacks(params, history, valid_loader),
         checkpoint=checkpoint,
     )

@@ -1,0 +1,101 @@
+"""Cross-fitting: out-of-fold logits of the head, for honest held-out evidence.
+
+The training images are split into ``k`` stratified folds; for each fold a fresh head is
+trained on the cached features of the other folds, with the same recipe as the final
+head, and predicts the fold it did not see. Every training image so gets a logit from a
+head that never trained on it. That is the evidence the decisions are fitted on
+(calibration, threshold, conformal scores; as scikit-learn's
+``CalibratedClassifierCV(ensemble=False)`` fits its calibrator on
+``cross_val_predict`` output), the evidence the autopilot compares candidates on, and
+what :meth:`~binaryvision.ImageBinaryClassifier.label_issues` ranks. Heads on cached
+features train in well under a second, so ``k`` folds cost ``k`` such trainings and no
+backbone pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+from torch import nn
+
+from .. import distributed
+from . import phases
+from .callbacks import History
+from .model import _Head
+from .trainer import Trainer
+
+__all__ = ["CrossFit", "cross_fit_logits", "fold_indices"]
+
+
+@dataclasses.dataclass
+class CrossFit:
+    """Out-of-fold logits of the training images and the folds they came from."""
+
+    logits: np.ndarray
+    folds: np.ndarray
+    n_folds: int
+
+
+def fold_indices(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified ``(train, held_out)`` index pairs; fewer folds when a class is too small."""
+    y = np.asarray(y).astype(int)
+    k = int(min(n_folds, np.bincount(y, minlength=2).min()))
+    if k < 2:
+        return []
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed % (2**32 - 1))
+    return list(splitter.split(np.zeros((len(y), 1)), y))
+
+
+class _HeadOnly(nn.Module):
+    """A fresh one-logit head shaped like :class:`~binaryvision.training.model.BinaryModel`'s."""
+
+    def __init__(self, num_features: int, dropout: float) -> None:
+        super().__init__()
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, 1))
+
+
+def cross_fit_logits(
+    params: Any,
+    views: list[torch.Tensor],
+    y: torch.Tensor,
+    lr: float,
+    trainer: Trainer,
+    seed: int,
+    pos_weight: float | None = None,
+    n_folds: int = 5,
+) -> CrossFit | None:
+    """Out-of-fold logits of a head trained as ``params`` says on the features in ``views``.
+
+    ``views`` holds one ``(n, F)`` feature tensor per view of the same images (the first is
+    the plain view); each fold's head trains on every view of its training images and its
+    out-of-fold logit is the mean over views. None when a class has fewer than two images.
+    """
+    folds = fold_indices(y.numpy(), n_folds, seed)
+    if not folds:
+        return None
+    quiet = copy.copy(trainer)
+    quiet.progress, quiet.callbacks = False, None
+    logits = np.empty(len(y))
+    fold_of = np.empty(len(y), dtype=int)
+    for k, (fit_idx, held_idx) in enumerate(folds):
+        with phases.local_rng(quiet, seed + 7919 * (k + 1)):
+            model = _HeadOnly(views[0].shape[1], params.dropout)
+            fit_idx_t, held_idx_t = torch.from_numpy(fit_idx), torch.from_numpy(held_idx)
+            f_fit = torch.cat([v[fit_idx_t] for v in views])
+            y_fit = y[fit_idx_t].repeat(len(views))
+            phases.fit_head(
+                params, model, f_fit, y_fit, None, None, lr, quiet, History(),
+                seed + k, pos_weight,
+            )  # fmt: skip
+        distributed.broadcast_module(model.head)  # the same folds' heads on every process
+        head = _Head(model.head).eval()
+        with torch.inference_mode():
+            per_view = [head(v[held_idx_t]).double().numpy() for v in views]
+        logits[held_idx] = np.mean(per_view, axis=0)
+        fold_of[held_idx] = k
+    return CrossFit(logits=logits, folds=fold_of, n_folds=len(folds))

@@ -1,0 +1,160 @@
+"""The accuracy autopilot (time_budget), cross-fitting and suspected label errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import HOTDOG, needs_hotdog, tiny, write_class_tree
+
+from binaryvision import BinaryVisionWarning, ImageBinaryClassifier, InvalidParameterError
+from binaryvision.training import autopilot
+from binaryvision.training.cross_fit import CrossFit, fold_indices
+
+
+@pytest.fixture
+def tree(tmp_path):
+    write_class_tree(tmp_path / "train", 20, ("a", "b"), seed=3)
+    write_class_tree(tmp_path / "valid", 8, ("a", "b"), seed=4)
+    return tmp_path
+
+
+@pytest.mark.parametrize("bad", [0, -5, "fast", True, float("nan")])
+def test_time_budget_that_is_not_a_positive_number_is_refused(tree, bad):
+    with pytest.raises(InvalidParameterError, match=r"time_budget=") as info:
+        tiny(time_budget=bad).fit(tree)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_budget_below_the_frozen_path_runs_it_and_warns_once(tree):
+    with pytest.warns(BinaryVisionWarning, match="less than the frozen-feature path") as caught:
+        clf = tiny(time_budget=1e-4).fit(tree)
+    assert len([w for w in caught if "time_budget" in str(w.message)]) == 1
+    assert clf.selection_["kept"] == "frozen_head" and clf.model_.extra_sizes == ()
+    assert clf.selection_["candidates"][1]["kept"] is False
+
+
+def test_time_budget_none_is_the_frozen_head_alone(tree):
+    clf = tiny(time_budget=None).fit(tree)
+    assert clf.selection_["kept"] == "frozen_head"
+    assert [c["name"] for c in clf.selection_["candidates"]] == ["frozen_head"]
+    assert "off" in clf.selection_["note"]
+
+
+def _cross_fit(logits):
+    return CrossFit(logits=np.asarray(logits, dtype=float), folds=np.zeros(len(logits)), n_folds=5)
+
+
+def test_a_candidate_is_kept_only_when_it_beats_the_frozen_head_beyond_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    frozen = _cross_fit(np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1.5, 400))
+    sharper = _cross_fit(np.where(y == 1, 3.0, -3.0) + rng.normal(0, 1.5, 400))
+    same_with_noise = _cross_fit(frozen.logits + rng.normal(0, 0.05, 400))
+    assert autopilot._better(sharper, frozen, y)[0]
+    assert not autopilot._better(same_with_noise, frozen, y)[0]
+    assert not autopilot._better(frozen, sharper, y)[0]
+
+
+def test_auto_budget_and_candidate_size():
+    assert autopilot.resolve_budget("auto", 20.0) == 60.0
+    assert autopilot.resolve_budget("auto", 1.0) == autopilot.AUTO_MINIMUM
+    assert autopilot.resolve_budget(None, 20.0) is None
+    assert autopilot.candidate_size(256) == 320 and autopilot.candidate_size(224) == 288
+
+
+def test_folds_are_stratified_and_shrink_for_a_tiny_class():
+    y = np.array([0] * 10 + [1] * 3)
+    folds = fold_indices(y, 5, seed=0)
+    assert len(folds) == 3
+    held = np.concatenate([b for _, b in folds])
+    assert sorted(held.tolist()) == list(range(13))
+    assert fold_indices(np.array([0, 0, 0, 1]), 5, 0) == []
+
+
+def test_auto_fit_reproduces_with_an_int_random_state_and_survives_a_file(tree, tmp_path):
+    first = tiny(time_budget="auto").fit(tree)
+    second = tiny(time_budget="auto").fit(tree)
+    assert first.selection_["kept"] == second.selection_["kept"]
+    for (k, a), b in zip(first.model_.state_dict().items(), second.model_.state_dict().values()):
+        assert torch_equal(a, b), k
+    files = sorted((tree / "valid").rglob("*.png"))
+    np.testing.assert_array_equal(first.predict_proba(files), second.predict_proba(files))
+    first.save(tmp_path / "m.bv")
+    loaded = ImageBinaryClassifier.load(tmp_path / "m.bv")
+    assert loaded.selection_ == first.selection_
+    assert loaded.model_.extra_sizes == first.model_.extra_sizes
+    np.testing.assert_allclose(loaded.predict_proba(files), first.predict_proba(files), atol=1e-7)
+    assert "model chosen at fit" in str(first.evaluate(tree / "valid"))
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+def test_the_choice_never_looks_at_the_validation_images(tree):
+    clf = tiny(time_budget="auto").fit(tree)
+    # the same training images with the validation labels swapped: the same evidence
+    for name in ("a", "b"):
+        (tree / "valid" / name).rename(tree / "valid" / f"{name}_tmp")
+    (tree / "valid" / "a_tmp").rename(tree / "valid" / "b")
+    (tree / "valid" / "b_tmp").rename(tree / "valid" / "a")
+    swapped = tiny(time_budget="auto").fit(tree)
+    scores = [(c["name"], c.get("cv_log_loss")) for c in clf.selection_["candidates"]]
+    assert scores == [(c["name"], c.get("cv_log_loss")) for c in swapped.selection_["candidates"]]
+    assert clf.selection_["kept"] == swapped.selection_["kept"]
+
+
+def test_a_multi_resolution_model_refuses_export_with_a_clear_error(tree, tmp_path):
+    clf = tiny(time_budget="auto").fit(tree)
+    if not clf.model_.extra_sizes:
+        pytest.skip("the autopilot kept the frozen head on this data; nothing to refuse")
+    with pytest.raises(InvalidParameterError, match="time_budget=None"):
+        clf.export(tmp_path / "m.onnx")
+
+
+# ------------------------------------------------------------------ label issues
+def test_flipped_labels_rank_first_among_label_issues(tmp_path):
+    rng = np.random.default_rng(5)
+    root = write_class_tree(tmp_path / "data", 30, ("a", "b"), seed=7)
+    files = sorted(root.rglob("*.png"))
+    labels = np.array([f.parent.name for f in files], dtype=object)
+    flipped = rng.choice(len(files), 4, replace=False)
+    labels[flipped] = np.where(labels[flipped] == "a", "b", "a")
+    clf = tiny(valid_size=0).fit(files, labels)
+    issues = clf.label_issues(n=8)
+    top = {str(p) for p in issues.items[:8]}
+    assert sum(str(files[i]) in top for i in flipped) >= 3
+    assert np.all(np.diff(issues.p_given) >= 0)
+    first = issues.to_list()[0]
+    assert first["suspect"] and first["given"] != first["believed"] and "believe" in first["reason"]
+    # the same ranking from the images passed again: cached features, fresh cross-fit
+    again = clf.label_issues(files, labels, n=8)
+    assert {str(p) for p in again.items[:8]} & {str(files[i]) for i in flipped}
+    display = issues.plot(n_images=6)
+    assert len(display.axes_) == 6 and display.figure_ is not None
+
+
+def test_label_issues_without_x_needs_a_cross_fitted_fit(tree):
+    clf = tiny(cv=None).fit(tree)
+    with pytest.raises(InvalidParameterError, match="label_issues"):
+        clf.label_issues()
+
+
+@pytest.mark.slow
+@needs_hotdog
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13's target, not met yet: the linear head's out-of-fold probabilities "
+    "rank 5 of the 10 flipped hot-dog photos in the top 20 (seed 0), 8 are asked for",
+)
+def test_ten_flipped_hotdog_labels_rank_in_the_top_20():
+    files = sorted((HOTDOG / "train").rglob("*.jpg"))
+    labels = np.array([f.parent.name for f in files], dtype=object)
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(files), 10, replace=False)
+    classes = sorted(set(labels))
+    labels[flipped] = [classes[1] if v == classes[0] else classes[0] for v in labels[flipped]]
+    clf = ImageBinaryClassifier(random_state=0, verbose=0, time_budget=None)
+    clf.fit(files, labels)
+    top = {str(p) for p in clf.label_issues(n=20).items}
+    assert sum(str(files[i]) in top for i in flipped) >= 8
