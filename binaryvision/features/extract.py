@@ -72,6 +72,8 @@ class FeatureExtractor:
         self._shares = shares
         #: seconds per image of the last pass that ran the backbone (None before one)
         self.seconds_per_image: float | None = None
+        if isinstance(reuse, MultiSizeExtractor):  # its first part is the plain pass
+            reuse = reuse.parts[0]
         if reuse is not None and reuse._fused is not None and reuse.key == self.key:
             self._fused = reuse._fused
 
