@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> dict:
 
     paths, labels = class_files(args.data / "train", args.fit_per_class)
     log(f"fitting {args.backbone} on {len(paths)} images (one head epoch) ...")
-    clf = ImageBinaryClassifier(args.backbone, epochs=1, random_state=0, verbose=0)
+    # time_budget=None: the plain model, which runs on one image batch
+    clf = ImageBinaryClassifier(
+        args.backbone, epochs=1, random_state=0, verbose=0, time_budget=None
+    )
     clf.fit(paths, labels)
 
     valid = args.data / "valid"

@@ -94,7 +94,7 @@ def child(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     paths, labels = class_files(args.child, args.per_class)
-    kwargs = {"backbone": args.backbone, "random_state": 0, "verbose": 0}
+    kwargs = {"backbone": args.backbone, "random_state": 0, "verbose": 0, "time_budget": None}
     if args.image_size:
         kwargs["image_size"] = args.image_size
     if args.backbone == "tiny_cnn":

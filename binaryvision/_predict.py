@@ -26,7 +26,8 @@ from .exceptions import BinaryVisionWarning, DataWarning, InvalidParameterError,
 from .outputs.label_issues import LabelIssues
 from .outputs.plots import ConfidenceDisplay
 from .outputs.report import EvaluationReport
-from .training.cross_fit import cross_fit_logits
+from .training.cross_fit import cross_fit_logits, fold_indices
+from .training.probe import cross_fit_probe
 from .training.model import _Head
 from .transforms import tta_views
 
@@ -429,9 +430,15 @@ class _PredictMethods:
         targets = torch.from_numpy(self._targets(labels))
         trainer = self._make_trainer()
         features = self._feature_pass().features(data.items, trainer, "features")
-        lr = self.lr_ if math.isfinite(self.lr_) else 0.01
-        folds = self.cv if self.cv is not None else 5
-        fitted = cross_fit_logits(self, [features], targets, lr, trainer, self._seed(), None, folds)
-        if fitted is None:
+        n_folds, seed = self.cv if self.cv is not None else 5, self._seed()
+        folds = fold_indices(targets.numpy(), n_folds, seed)
+        if not folds:
             raise InvalidParameterError("label_issues needs at least 2 images of each class in X.")
-        return LabelIssues.rank(data.items, labels, self._calibrated(fitted.logits), classes, n)
+        if (getattr(self, "selection_", None) or {}).get("kept", "frozen_head") != "frozen_head":
+            # the fitted model's recipe: the L2 head, its strength chosen out of fold again
+            logits = cross_fit_probe(features.numpy(), targets.numpy(), folds).cross_fit.logits
+        else:
+            lr = self.lr_ if math.isfinite(self.lr_) else 0.01
+            logits = cross_fit_logits(self, [features], targets, lr, trainer, seed, None, n_folds)
+            logits = logits.logits
+        return LabelIssues.rank(data.items, labels, self._calibrated(logits), classes, n)

@@ -2,10 +2,9 @@
 
 This module keeps the hyperparameters and their checks, and the methods that train
 (:meth:`~ImageBinaryClassifier.fit`, :meth:`~ImageBinaryClassifier.lr_find`) or move a
-fitted model in and out of files; each hands its work to the stage that owns it (data,
-features, training, decisions, outputs). The methods of a fitted model (predictions,
-prediction sets, evaluation, plots) are in :mod:`binaryvision._predict`, which the class
-inherits. See the "Architecture" page of the documentation.
+fitted model in and out of files, each handing its work to the stage that owns it. The
+methods of a fitted model (predictions, evaluation, plots) are in :mod:`binaryvision._predict`,
+which the class inherits. See the "Architecture" page of the documentation.
 """
 
 from __future__ import annotations
@@ -88,18 +87,18 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         Epochs without improvement before early stopping.
     time_budget : "auto", float or None, default="auto"
         Seconds the whole :meth:`fit` may take. After the frozen-feature head (always the
-        first step) the autopilot tries what the budget allows (today: features at 1.25x
-        the input size beside the first ones) and keeps it only when the cross-fitting
-        folds say it beats the frozen head beyond noise; ``selection_`` says what was
-        tried. ``"auto"``: up to three times the frozen path's cost. ``None``: the frozen
-        head alone. A budget below what the frozen path takes runs that path and warns.
+        first step) the autopilot tries what the budget allows, cheapest first: an L2
+        logistic-regression head whose strength the folds choose (``"l2_head"``), then
+        features at 1.25x the input size beside the first ones. One is kept when its
+        out-of-fold log loss is lower than the model kept before it; ``selection_`` says
+        what was tried. ``"auto"``: up to three times the frozen path's cost. ``None``:
+        the frozen head alone. A budget below the frozen path runs that path and warns.
     cv : int or None, default=5
-        Folds of cross-fitting over the training images: for each fold a head trains on
-        the cached features of the others and predicts the fold it did not see, so every
-        training image gets an out-of-fold logit (no extra backbone pass). These fit the
-        calibration, tune the threshold, give the conformal scores and rank
-        :meth:`label_issues`: evidence that did not pick the early-stopping epoch. None,
-        or a fit with ``fine_tune_epochs > 0``: the validation images are used instead.
+        Folds of cross-fitting over the images fit learns from (a ``valid_size`` split
+        too): each fold's head trains on the others' cached features, so every image gets
+        an out-of-fold logit, which fits the calibration, threshold and conformal scores,
+        ranks :meth:`label_issues` and judges the autopilot. None, or fine-tuning: the
+        validation images are used instead.
     threshold : float, str or dict, default=0.5
         The operating point: :meth:`predict` answers ``positive_class`` when its
         calibrated probability is at least ``threshold_``. A float is used as it is; a
@@ -188,7 +187,8 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
     selection_ : dict or None
         What the autopilot did (see ``time_budget``): ``kept``, ``budget_seconds`` and
         ``candidates``, each with ``seconds``, out-of-fold ``cv_log_loss`` and
-        ``cv_accuracy``, ``kept`` and a ``note``. None when fine-tuning.
+        ``cv_accuracy``, the paired gain and its standard error, ``kept`` and a
+        ``note``. None when fine-tuning.
     lr_ : float
         The head learning rate actually used (differs from ``lr`` when it is ``"auto"``).
     data_config_ : DataConfig
@@ -343,8 +343,8 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         z = y = None
         self._label_evidence = None
         if fitted.cross_fit is not None:
-            z, y = fitted.cross_fit.logits, self._targets(fitted.train.labels)
-            self._label_evidence = (fitted.train.items, fitted.train.labels, z)
+            z, y = fitted.cross_fit.logits, self._targets(fitted.evidence.labels)
+            self._label_evidence = (fitted.evidence.items, fitted.evidence.labels, z)
         elif fitted.valid is not None:
             z, y = self._raw_logits(fitted.valid.items)[0], self._targets(fitted.valid.labels)
         decisions = fit_decisions(z, y, self.calibration, self.threshold)

@@ -44,15 +44,15 @@ def _cross_fit(logits):
     return CrossFit(logits=np.asarray(logits, dtype=float), folds=np.zeros(len(logits)), n_folds=5)
 
 
-def test_a_candidate_is_kept_only_when_it_beats_the_frozen_head_beyond_noise():
+def test_a_candidate_is_kept_only_when_its_out_of_fold_log_loss_is_lower():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
     frozen = _cross_fit(np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1.5, 400))
     sharper = _cross_fit(np.where(y == 1, 3.0, -3.0) + rng.normal(0, 1.5, 400))
-    same_with_noise = _cross_fit(frozen.logits + rng.normal(0, 0.05, 400))
-    assert autopilot._better(sharper, frozen, y)[0]
-    assert not autopilot._better(same_with_noise, frozen, y)[0]
+    keep, gain, se = autopilot._better(sharper, frozen, y)
+    assert keep and gain > 0 and 0 < se < gain
     assert not autopilot._better(frozen, sharper, y)[0]
+    assert not autopilot._better(_cross_fit(frozen.logits.copy()), frozen, y)[0]  # a tie
 
 
 def test_auto_budget_and_candidate_size():

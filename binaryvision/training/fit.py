@@ -33,6 +33,7 @@ from .checkpoint import Checkpointer, fit_fingerprint
 from .cross_fit import CrossFit, cross_fit_logits
 from .lr_finder import LRFindResult, lr_range_test
 from .model import BinaryModel
+from .probe import set_head
 from .trainer import Trainer
 
 __all__ = ["FitResult", "find_lr", "fit_model"]
@@ -55,6 +56,8 @@ class FitResult:
     class_counts: dict
     cross_fit: CrossFit | None = None
     selection: dict | None = None
+    #: the labelled images ``cross_fit``'s logits belong to, in order
+    evidence: ImageSet | None = None
 
 
 def _all_labels(data: ImageSet) -> np.ndarray:
@@ -119,7 +122,7 @@ def fit_model(
     counts = class_counts(train.labels, classes, clf.class_weight is None)
     pos_weight = clf._pos_weight(y_train, classes, positive)
     history = History()
-    checkpoint, cross_fit, selection = None, None, None
+    checkpoint, cross_fit, selection, evidence = None, None, None, None
     if checkpoint_dir is not None:
         params = {  # how training runs (trainer, verbose) does not change the result
             k: v
@@ -150,23 +153,31 @@ def fit_model(
                 seed, pos_weight, checkpoint,
             )  # fmt: skip
             distributed.broadcast_module(model.head)  # bitwise equal on every process
+            # every image fit may learn from: a valid_size split too (not a valid/ folder)
+            carved = data.valid is None and valid is not None
+            evidence = (
+                ImageSet(train.items + valid.items, np.concatenate([train.labels, valid.labels]))
+                if carved
+                else train
+            )
+            f_fit = torch.cat([f_train, f_valid]) if carved else f_train
+            y_fit = torch.cat([y_train, y_valid]) if carved else y_train
             if cross_fits:
                 cross_fit = cross_fit_logits(
-                    clf, [f_train], y_train, float(lr), trainer, seed, pos_weight, clf.cv
+                    clf, [f_fit], y_fit, float(lr), trainer, seed, pos_weight, clf.cv
                 )
             if clf.fine_tune_epochs == 0:
-                selection, multi, trial = autopilot.try_candidates(
+                selection, multi, probe = autopilot.try_candidates(
                     clf, started=started, frozen=cross_fit, extractor=extractor,
-                    transforms=transforms, train=train, valid=valid, y_train=y_train,
-                    lr=float(lr), trainer=trainer, seed=seed, pos_weight=pos_weight,
-                    checkpoint=checkpoint,
+                    transforms=transforms, items=evidence.items, features=f_fit, y_fit=y_fit,
+                    trainer=trainer, seed=seed, pos_weight=pos_weight, checkpoint=checkpoint,
                 )  # fmt: skip
-                if multi is not None:
-                    model = _multi_size_model(
-                        clf, multi, model, train, valid, y_train, y_valid, float(lr), trainer,
-                        history, seed, pos_weight,
-                    )  # fmt: skip
-                    extractor, cross_fit = multi, trial
+                if probe is not None:
+                    sizes = () if multi is None else tuple(multi.sizes[1:])
+                    with phases.local_rng(trainer, seed + 1):
+                        model = BinaryModel(backbone, clf.dropout, sizes)
+                    set_head(model.head, probe)
+                    extractor, cross_fit = multi or extractor, probe.cross_fit
         if clf.fine_tune_epochs > 0:
             phases.fine_tune(
                 clf, model, train, y_train, valid, y_valid, transforms, trainer, history,
@@ -189,27 +200,8 @@ def fit_model(
         class_counts=counts,
         cross_fit=cross_fit,
         selection=selection,
+        evidence=evidence,
     )
-
-
-def _multi_size_model(
-    clf, multi, model, train, valid, y_train, y_valid, lr, trainer, history, seed, pos_weight
-) -> BinaryModel:
-    """The kept multi-resolution model: a new head on the side-by-side features."""
-    with phases.local_rng(trainer, seed + 1):
-        wide = BinaryModel(model.backbone, clf.dropout, tuple(multi.sizes[1:]))
-    f_train = multi.features(train.items, trainer, "autopilot features (train)")
-    f_valid = (
-        None
-        if valid is None
-        else multi.features(valid.items, trainer, "autopilot features (valid)")
-    )
-    phases.fit_head(
-        clf, wide, f_train, y_train, f_valid, y_valid, lr, trainer, history, seed, pos_weight,
-        phase="autopilot",
-    )  # fmt: skip
-    distributed.broadcast_module(wide.head)
-    return wide
 
 
 def find_lr(
