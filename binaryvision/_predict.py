@@ -27,8 +27,8 @@ from .outputs.label_issues import LabelIssues
 from .outputs.plots import ConfidenceDisplay
 from .outputs.report import EvaluationReport
 from .training.cross_fit import cross_fit_logits, fold_indices
-from .training.probe import cross_fit_probe
 from .training.model import _Head
+from .training.probe import cross_fit_probe
 from .transforms import tta_views
 
 __all__: list[str] = []
