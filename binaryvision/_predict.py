@@ -26,7 +26,7 @@ from .exceptions import BinaryVisionWarning, DataWarning, InvalidParameterError,
 from .outputs.label_issues import LabelIssues
 from .outputs.plots import ConfidenceDisplay
 from .outputs.report import EvaluationReport
-from .training.cross_fit import cross_fit_logits, fold_indices
+from .training.cross_fit import cross_fit_logits, fold_indices, neighbour_agreement
 from .training.model import _Head
 from .training.probe import cross_fit_probe
 from .transforms import tta_views
@@ -391,12 +391,14 @@ class _PredictMethods:
         return display.plot(ax=ax)
 
     def label_issues(self, X: Any = None, y: Any = None, *, n: int | None = 20) -> LabelIssues:
-        """Suspected label errors: images whose given label the model finds least likely.
+        """Suspected label errors: images whose given label their neighbours and the model
+        find least likely.
 
-        Every image is judged by heads that never trained on it (out-of-fold, see the
-        ``cv`` parameter), on the fitted model's features, so a wrong label cannot vouch
-        for itself. Without ``X``: the training images of the last :meth:`fit` (its
-        out-of-fold logits are kept in memory; no new computation). With ``X``: those
+        Images are ranked by the share of their 15 nearest other images (on the fitted
+        model's features) that carry the same label, ties broken by the probability of
+        the given label from heads that never trained on the image (out-of-fold, see
+        ``cv``): a wrong label cannot vouch for itself. Without ``X``: the training images
+        of the last :meth:`fit` (kept in memory; no new computation). With ``X``: those
         images, cross-fitted now; no backbone pass where their features are cached.
 
         Parameters
@@ -410,7 +412,8 @@ class _PredictMethods:
         -------
         LabelIssues
             ``.items``, ``.given``, ``.believed``, ``.p_given`` (calibrated),
-            ``.suspect``, ``.reason(i)``, ``.to_list()``, ``print(...)`` and ``.plot()``.
+            ``.agreement``, ``.suspect``, ``.reason(i)``, ``.to_list()``, ``print(...)``
+            and ``.plot()``.
         """
         self._check_fitted()
         pos = self._pos_index()
@@ -424,8 +427,9 @@ class _PredictMethods:
                     "fine-tuning, or loaded from a file). Pass the images: "
                     "clf.label_issues(X, y)."
                 )
-            items, labels, logits = evidence
-            return LabelIssues.rank(items, labels, self._calibrated(logits), classes, n)
+            data, logits, agreement = evidence
+            p = self._calibrated(logits)
+            return LabelIssues.rank(data.items, data.labels, p, classes, n, agreement)
         data, labels = self._labelled(X, y)
         targets = torch.from_numpy(self._targets(labels))
         trainer = self._make_trainer()
@@ -441,4 +445,6 @@ class _PredictMethods:
             lr = self.lr_ if math.isfinite(self.lr_) else 0.01
             logits = cross_fit_logits(self, [features], targets, lr, trainer, seed, None, n_folds)
             logits = logits.logits
-        return LabelIssues.rank(data.items, labels, self._calibrated(logits), classes, n)
+        agreement = neighbour_agreement(features, labels)
+        p = self._calibrated(logits)
+        return LabelIssues.rank(data.items, labels, p, classes, n, agreement)

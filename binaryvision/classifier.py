@@ -344,7 +344,7 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         self._label_evidence = None
         if fitted.cross_fit is not None:
             z, y = fitted.cross_fit.logits, self._targets(fitted.evidence.labels)
-            self._label_evidence = (fitted.evidence.items, fitted.evidence.labels, z)
+            self._label_evidence = (fitted.evidence, z, fitted.agreement)
         elif fitted.valid is not None:
             z, y = self._raw_logits(fitted.valid.items)[0], self._targets(fitted.valid.labels)
         decisions = fit_decisions(z, y, self.calibration, self.threshold)

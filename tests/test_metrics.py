@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from binaryvision.decisions.metrics import expected_calibration_error
+from binaryvision.decisions.metrics import ece_of_a_calibrated_model, expected_calibration_error
 from binaryvision.decisions.thresholds import check_threshold_rule, choose_threshold
 from binaryvision.exceptions import InvalidParameterError
 from binaryvision.outputs.report import EvaluationReport
@@ -492,3 +492,15 @@ def test_report_attribute_access():
 def test_report_imbalance_ratio():
     assert EvaluationReport.from_predictions([0] * 6 + [1] * 2, [0.5] * 8).imbalance_ratio == 3
     assert EvaluationReport.from_predictions([1, 1], [0.5, 0.5]).imbalance_ratio == math.inf
+
+
+def test_the_ece_of_a_calibrated_model_separates_noise_from_overconfidence():
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.4, 0.4, 209)  # mostly confident, like a good classifier's
+    mean, p95 = ece_of_a_calibrated_model(p)
+    assert 0 < mean < p95 < 0.2
+    calibrated = [expected_calibration_error(rng.random(209) < p, p) for _ in range(200)]
+    assert np.mean(np.array(calibrated) <= p95) > 0.9  # true labels drawn from p: within
+    overconfident = np.where(p > 0.5, 1.0, 0.0) * 0.98 + 0.01
+    assert expected_calibration_error(rng.random(209) < p, overconfident) > p95
+    assert ece_of_a_calibrated_model(p, random_state=1)[0] == pytest.approx(mean, abs=0.01)

@@ -17,6 +17,7 @@ from ..exceptions import InvalidParameterError
 
 __all__ = [
     "brier_score",
+    "ece_of_a_calibrated_model",
     "expected_calibration_error",
 ]
 
@@ -25,8 +26,12 @@ def expected_calibration_error(y_true: Any, y_prob: Any, n_bins: int = 15) -> fl
     """Expected calibration error with ``n_bins`` equal-width bins on ``[0, 1]``.
 
     The weighted mean, over bins, of ``|fraction of positives - mean predicted
-    probability|``, each bin weighted by its share of the samples (Guo et al., 2017;
-    15 bins as there). Empty bins contribute nothing.
+    probability|``, each bin weighted by its share of the samples; empty bins contribute
+    nothing. The bins hold the positive-class probability, as in
+    ``sklearn.calibration.calibration_curve`` and torchmetrics' binary calibration
+    error, with Guo et al.'s (2017) 15 bins; their top-label form bins ``max(p, 1 - p)``
+    instead and comes out lower. On a few hundred images either is mostly noise: see
+    :func:`ece_of_a_calibrated_model`.
 
     Parameters
     ----------
@@ -51,6 +56,24 @@ def expected_calibration_error(y_true: Any, y_prob: Any, n_bins: int = 15) -> fl
     sum_prob = np.bincount(bins, weights=y_prob, minlength=n_bins)
     sum_true = np.bincount(bins, weights=y_true, minlength=n_bins)
     return float(np.abs(sum_true - sum_prob).sum() / len(y_true))
+
+
+def ece_of_a_calibrated_model(
+    y_prob: Any, n_bins: int = 15, n_draws: int = 1000, random_state: int = 0
+) -> tuple[float, float]:
+    """The mean and 95th percentile of the ECE that a perfectly calibrated model making
+    the predictions ``y_prob`` would show on this many images.
+
+    Labels are drawn as ``Bernoulli(y_prob)`` ``n_draws`` times, so each draw is exactly
+    as calibrated as can be, and :func:`expected_calibration_error` is measured on each:
+    the part of an ECE that is only sampling noise. On the 209 hot-dog validation photos
+    the mean is about 0.045 with 15 bins, so an ECE there says little below that; an ECE
+    above the 95th percentile is evidence of miscalibration.
+    """
+    p = np.asarray(y_prob, dtype=float).ravel()
+    rng = np.random.default_rng(random_state)
+    values = [expected_calibration_error(rng.random(len(p)) < p, p, n_bins) for _ in range(n_draws)]
+    return float(np.mean(values)), float(np.percentile(values, 95))
 
 
 def brier_score(y_true: Any, y_prob: Any) -> float:

@@ -1,10 +1,13 @@
 """Suspected label errors: training images ranked by how unlikely their given label is.
 
 Made by :meth:`ImageBinaryClassifier.label_issues
-<binaryvision.ImageBinaryClassifier.label_issues>` from out-of-fold probabilities: each
-image is judged by heads that never trained on it, so a mislabelled photo cannot vouch for
-its own label (the idea of confident learning, Northcutt et al., 2021, in its simplest
-form: rank by the calibrated probability of the given label).
+<binaryvision.ImageBinaryClassifier.label_issues>` from two kinds of evidence that never
+let an image vouch for its own label: the share of its nearest neighbours in feature space
+that carry the same label (neighbour consistency, as in Zhu et al., 2022, "Detecting
+corrupted labels without training a model"), and the out-of-fold probability of the given
+label (confident learning, Northcutt et al., 2021, in its simplest form). Neighbours rank
+first and the probability breaks their ties: on hot dog that finds more flipped labels
+than the probability alone (:func:`~binaryvision.training.cross_fit.neighbour_agreement`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ __all__ = ["LabelIssues"]
 
 @dataclasses.dataclass
 class LabelIssues:
-    """Images ranked by the out-of-fold probability of their given label, lowest first.
+    """Images ranked by neighbour agreement with their label, then by the out-of-fold
+    probability of that label, lowest first.
 
     Attributes
     ----------
@@ -32,23 +36,39 @@ class LabelIssues:
         The label each image was given, and the one the model finds more likely.
     p_given : numpy.ndarray
         Calibrated out-of-fold probability of the given label.
+    agreement : numpy.ndarray or None
+        Share of the image's nearest other images that carry its label (None: not known).
     suspect : numpy.ndarray of bool
-        Whether the model believes the other label (``p_given < 0.5``).
+        Whether the model believes the other label (``p_given < 0.5``) or most
+        neighbours carry it (``agreement < 0.5``).
     """
 
     items: list
     given: list
     believed: list
     p_given: np.ndarray
+    agreement: np.ndarray | None = None
     suspect: np.ndarray = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.p_given = np.asarray(self.p_given, dtype=float)
         self.suspect = self.p_given < 0.5
+        if self.agreement is not None:
+            self.agreement = np.asarray(self.agreement, dtype=float)
+            self.suspect = self.suspect | (self.agreement < 0.5)
 
     @classmethod
-    def rank(cls, items: list, labels: Any, p_positive: Any, classes: Any, n: int | None):
-        """Rank ``items`` by ``p(given label)`` from the positive-class probabilities.
+    def rank(
+        cls,
+        items: list,
+        labels: Any,
+        p_positive: Any,
+        classes: Any,
+        n: int | None,
+        agreement: Any = None,
+    ):
+        """Rank ``items`` by ``agreement`` (when given), then by ``p(given label)`` from the
+        positive-class probabilities.
 
         ``classes`` is ``(negative, positive)``; ``n`` keeps the first ``n`` (None: all).
         """
@@ -56,13 +76,15 @@ class LabelIssues:
         p_pos = np.asarray(p_positive, dtype=float)
         is_pos = np.array([v == positive or str(v) == str(positive) for v in list(labels)])
         p_given = np.where(is_pos, p_pos, 1.0 - p_pos)
-        order = np.argsort(p_given, kind="stable")[: None if n is None else n]
+        keys = (p_given,) if agreement is None else (p_given, np.asarray(agreement, float))
+        order = np.lexsort(keys)[: None if n is None else n]  # the last key sorts first
         other = [negative if pos else positive for pos in is_pos]
         return cls(
             items=[items[i] for i in order],
             given=[labels[i] for i in order],
             believed=[labels[i] if p_given[i] >= 0.5 else other[i] for i in order],
             p_given=p_given[order],
+            agreement=None if agreement is None else np.asarray(agreement, float)[order],
         )
 
     def __len__(self) -> int:
@@ -71,22 +93,30 @@ class LabelIssues:
     def reason(self, i: int) -> str:
         """Why image ``i`` is listed, in words."""
         p = self.p_given[i]
+        near = (
+            ""
+            if self.agreement is None
+            else f"; {self.agreement[i]:.0%} of its nearest images carry that label"
+        )
         if not self.suspect[i]:
-            return f"given {self.given[i]!r}, which the model agrees with ({p:.2f})"
+            return f"given {self.given[i]!r}, which the model agrees with ({p:.2f}){near}"
+        if p >= 0.5:
+            return f"given {self.given[i]!r}, which held-out heads give {p:.2f}{near}"
         return (
             f"given {self.given[i]!r}, but held-out heads give that {p:.2f} and believe "
-            f"{self.believed[i]!r} ({1 - p:.2f})"
+            f"{self.believed[i]!r} ({1 - p:.2f}){near}"
         )
 
     def to_list(self) -> list[dict]:
         """One dict per image: ``item`` (a path, or the in-memory image's rank), ``given``,
-        ``believed``, ``p_given``, ``suspect`` and ``reason``."""
+        ``believed``, ``p_given``, ``agreement``, ``suspect`` and ``reason``."""
         return [
             {
                 "item": os.fspath(it) if isinstance(it, (str, os.PathLike)) else f"#{i}",
                 "given": self.given[i],
                 "believed": self.believed[i],
                 "p_given": float(self.p_given[i]),
+                "agreement": None if self.agreement is None else float(self.agreement[i]),
                 "suspect": bool(self.suspect[i]),
                 "reason": self.reason(i),
             }
@@ -95,7 +125,7 @@ class LabelIssues:
 
     def __str__(self) -> str:
         n = int(self.suspect.sum())
-        lines = [f"{len(self)} images ranked by P(given label), {n} the model disagrees with:"]
+        lines = [f"{len(self)} images ranked by how unlikely their label is, {n} suspect:"]
         for row in self.to_list()[:20]:
             lines.append(f"  {row['p_given']:.3f}  {row['item']}: {row['reason']}")
         return "\n".join(lines)

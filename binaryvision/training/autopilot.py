@@ -127,10 +127,11 @@ def try_candidates(
     seed: int,
     pos_weight: float | None,
     checkpoint: Any = None,
-) -> tuple[dict, Any, ProbeFit | None]:
+) -> tuple[dict, Any, ProbeFit | None, torch.Tensor]:
     """Run the candidates the budget allows on ``items`` (every image fit may learn from;
-    ``features`` are their frozen features). The selection record, and the kept
-    candidate's feature pass (None: the frozen one) and L2 head (None: the frozen head)."""
+    ``features`` are their frozen features). The selection record, the kept candidate's
+    feature pass (None: the frozen one), its L2 head (None: the frozen head) and the
+    features of ``items`` it reads."""
     frozen_seconds = time.perf_counter() - started
     budget = resolve_budget(clf.time_budget, frozen_seconds)
     y = y_fit.numpy().astype(int)
@@ -160,7 +161,7 @@ def try_candidates(
     reason = _why_not(clf, budget, frozen)
     if reason is not None:
         record["note"] = reason
-        return record, None, None
+        return record, None, None, features
     _announce(trainer, record["candidates"][0])
     folds = fold_indices(y, clf.cv, seed)
     kept: tuple[str, CrossFit, Any, ProbeFit | None] = ("frozen_head", frozen, None, None)
@@ -187,6 +188,7 @@ def try_candidates(
         entry.update(_entry(entry["name"], probe, y, time.perf_counter() - tic))
         if _judge(entry, probe.cross_fit, kept[1], kept[0], y):
             kept = (entry["name"], probe.cross_fit, multi, probe)
+            features = wide
     _announce(trainer, entry)
     _remember(checkpoint, kept[0])
     record["kept"] = kept[0]
@@ -195,7 +197,7 @@ def try_candidates(
             candidate["note"] = f"replaced by {kept[0]}, which did better still"
         candidate["kept"] = candidate["name"] == kept[0]
     _say(trainer, f"kept {kept[0]}")
-    return record, kept[2], kept[3]
+    return record, kept[2], kept[3], features
 
 
 def _say(trainer: Any, text: str) -> None:

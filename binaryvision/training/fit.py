@@ -30,7 +30,7 @@ from ..transforms import Transforms
 from . import autopilot, phases
 from .callbacks import History
 from .checkpoint import Checkpointer, fit_fingerprint
-from .cross_fit import CrossFit, cross_fit_logits
+from .cross_fit import CrossFit, cross_fit_logits, neighbour_agreement
 from .lr_finder import LRFindResult, lr_range_test
 from .model import BinaryModel
 from .probe import set_head
@@ -58,6 +58,8 @@ class FitResult:
     selection: dict | None = None
     #: the labelled images ``cross_fit``'s logits belong to, in order
     evidence: ImageSet | None = None
+    #: per image of ``evidence``: the share of its nearest neighbours with its label
+    agreement: np.ndarray | None = None
 
 
 def _all_labels(data: ImageSet) -> np.ndarray:
@@ -122,7 +124,7 @@ def fit_model(
     counts = class_counts(train.labels, classes, clf.class_weight is None)
     pos_weight = clf._pos_weight(y_train, classes, positive)
     history = History()
-    checkpoint, cross_fit, selection, evidence = None, None, None, None
+    checkpoint, cross_fit, selection, evidence, agreement = None, None, None, None, None
     if checkpoint_dir is not None:
         params = {  # how training runs (trainer, verbose) does not change the result
             k: v
@@ -167,7 +169,7 @@ def fit_model(
                     clf, [f_fit], y_fit, float(lr), trainer, seed, pos_weight, clf.cv
                 )
             if clf.fine_tune_epochs == 0:
-                selection, multi, probe = autopilot.try_candidates(
+                selection, multi, probe, f_fit = autopilot.try_candidates(
                     clf, started=started, frozen=cross_fit, extractor=extractor,
                     transforms=transforms, items=evidence.items, features=f_fit, y_fit=y_fit,
                     trainer=trainer, seed=seed, pos_weight=pos_weight, checkpoint=checkpoint,
@@ -178,6 +180,8 @@ def fit_model(
                         model = BinaryModel(backbone, clf.dropout, sizes)
                     set_head(model.head, probe)
                     extractor, cross_fit = multi or extractor, probe.cross_fit
+            if cross_fit is not None:
+                agreement = neighbour_agreement(f_fit, y_fit.numpy())
         if clf.fine_tune_epochs > 0:
             phases.fine_tune(
                 clf, model, train, y_train, valid, y_valid, transforms, trainer, history,
@@ -201,6 +205,7 @@ def fit_model(
         cross_fit=cross_fit,
         selection=selection,
         evidence=evidence,
+        agreement=agreement,
     )
 
 

@@ -16,8 +16,8 @@ __all__ = ["LabelIssuesDisplay"]
 class LabelIssuesDisplay:
     """A grid of the images a :class:`~binaryvision.outputs.label_issues.LabelIssues` ranks first.
 
-    Each image is titled with its given label and the model's out-of-fold belief; red
-    titles are the ones the model disagrees with.
+    Each image is titled with its given label, the model's out-of-fold belief and the
+    share of its nearest images that carry its label; red titles are the suspect ones.
 
     Parameters
     ----------
@@ -41,7 +41,7 @@ class LabelIssuesDisplay:
         cols = min(n, 6)
         rows = math.ceil(n / cols)
         if ax is None:
-            root = figure = Figure(figsize=(2.5 * cols, 2.7 * rows + 0.6), layout="constrained")
+            root = figure = Figure(figsize=(2.5 * cols, 2.9 * rows + 0.6), layout="constrained")
         else:
             figure = ax.figure
             root = figure.add_subfigure(ax.get_subplotspec())
@@ -57,9 +57,12 @@ class LabelIssuesDisplay:
             image = load_image(issues.items[i])
             image.thumbnail((192, 192))
             a.imshow(np.asarray(image))
+            near = (
+                "" if issues.agreement is None else f"\nneighbours agree: {issues.agreement[i]:.0%}"
+            )
             a.set_title(
                 f"given: {issues.given[i]}\nbelief: {issues.believed[i]} "
-                f"{max(issues.p_given[i], 1 - issues.p_given[i]):.2f}",
+                f"{max(issues.p_given[i], 1 - issues.p_given[i]):.2f}{near}",
                 fontsize="small",
                 color="tab:red" if issues.suspect[i] else "tab:green",
             )
