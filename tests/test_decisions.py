@@ -111,8 +111,8 @@ def test_cross_fitting_calibrates_and_tunes_without_validation_images(class_tree
     assert clf.n_valid_ == 0 and clf.calibrator_ is not None
     assert clf.calibration_report_["n_images"] == clf.n_train_ == 24
     # the threshold is the rule's choice on the calibrated out-of-fold probabilities
-    items, labels, oof = clf._label_evidence
-    y = (labels == "dog").astype(int)
+    data, oof, _ = clf._label_evidence
+    y = (data.labels == "dog").astype(int)
     expected = choose_threshold(y, clf.calibrator_.transform(oof), "f1")
     assert clf.threshold_ == pytest.approx(expected.threshold)
     assert clf.predict_set(class_tree, 0.8, return_mask=True).any(axis=1).all()

@@ -43,7 +43,7 @@ def decisions():
     per photo; it ends fitted on the whole data set for the tests below.
     """
     clf = ImageBinaryClassifier(random_state=0, verbose=0).fit(HOTDOG / "train")
-    out = {"report": clf.evaluate(HOTDOG / "valid", coverage=0.9)}
+    out = {"report": clf.evaluate(HOTDOG / "valid", coverage=0.9), "selection": clf.selection_}
     valid = as_image_set(HOTDOG / "valid")
     mask = clf.predict_set(valid.items, coverage=0.9, return_mask=True)
     truth = np.searchsorted(clf.classes_, valid.labels)
@@ -74,6 +74,19 @@ def test_calibration_holds_on_unseen_photos(decisions):
     # and the calibrated probabilities score no worse than the raw ones
     raw = log_loss(report.y_true, report.y_prob_uncalibrated)
     assert report.log_loss <= raw + 1e-4
+
+
+def test_the_autopilot_tries_every_candidate_and_keeps_the_best_on_real_photos(decisions):
+    # the default fit on train/ alone: the choice never saw a valid/ photo
+    selection, report = decisions["selection"], decisions["report"]
+    steps = {c["name"]: c for c in selection["candidates"]}
+    assert list(steps) == ["frozen_head", "l2_head", "multi_resolution_320px"]
+    assert all("cv_log_loss" in c for c in steps.values())  # "auto" afforded them all here
+    kept = steps[selection["kept"]]
+    assert [c["kept"] for c in steps.values()].count(True) == 1 and kept["kept"]
+    assert kept["cv_log_loss"] <= steps["frozen_head"]["cv_log_loss"]
+    assert report.accuracy >= 0.945  # issue 13: at least 0.945 on each seed
+    assert selection["kept"] in str(report)
 
 
 def test_precision_target_carries_over_to_unseen_photos(decisions):

@@ -47,7 +47,8 @@ class LabelIssuesDisplay:
             root = figure.add_subfigure(ax.get_subplotspec())
             ax.remove()
         root.suptitle(
-            "Suspected label errors: given label, and the out-of-fold belief", fontsize="large"
+            "Suspected label errors: given label, out-of-fold belief, neighbour agreement",
+            fontsize="large",
         )
         axes = list(np.atleast_1d(root.subplots(rows, cols)).ravel())
         for a in axes:
