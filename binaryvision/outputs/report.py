@@ -234,7 +234,8 @@ class EvaluationReport:
             lines.append(f"  model chosen at fit: {self.selection['kept']}")
             for c in self.selection["candidates"]:
                 cv = f"cv log loss {c['cv_log_loss']:.4f}, " if "cv_log_loss" in c else ""
-                lines.append(f"    {c['name']:<26} {cv}{c.get('note', '')}")
+                took = f"{c['seconds']:.1f} s, " if "seconds" in c else ""
+                lines.append(f"    {c['name']:<26} {cv}{took}{c.get('note', '')}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -5,14 +5,14 @@ candidate is scored on the same cross-fitting folds as the frozen head, over eve
 fit may learn from (the training images, and those a ``valid_size`` split held out; never
 a ``valid/`` folder's), and replaces the model kept so far only when its out-of-fold log
 loss is lower (the paired per-image gain and its standard error are in ``selection_``);
-a costlier candidate must beat the cheaper one kept before it. The candidates, in order of cost, measured on hot dog and
-generated photo sets (bench/accuracy.py):
+a costlier candidate must beat the cheaper one kept before it. The candidates, in order
+of cost, measured on hot dog and generated photo sets (bench/accuracy.py):
 
 1. ``l2_head``: the L2-regularized logistic regression of :mod:`~binaryvision.training.probe`
    on the same features, its strength chosen out of fold. No backbone pass; a few seconds.
 2. ``multi_resolution_<size>px``: the same frozen backbone run at 1.25 times its input
    size as well, the two feature vectors side by side under an L2 head. One more backbone
-   pass at that size (about 1.6 times the first) at fit and at prediction.
+   pass at that size (about 1.5 times the first) at fit and at prediction.
 
 Fine-tuning is not a candidate on the CPU (2 epochs of 789 photos took 308 s on 2 cores);
 ``fine_tune_epochs`` remains the way to ask for it.
@@ -82,9 +82,10 @@ def _better(candidate: CrossFit, frozen: CrossFit, y: np.ndarray) -> tuple[bool,
 
     The point estimate decides, not a one-standard-error margin: on hot dog (three seeds,
     two layouts) the multi-resolution gain was -0.002 to +0.017 with standard errors of
-    0.005 to 0.007; a one-SE rule rejected it in four of the six runs, and in the three of those
-    where the gain was positive it added 1.0 to 1.4 points of validation accuracy. Worse than the frozen head, a kept
-    candidate can be only within noise, which the standard error in ``selection_`` shows."""
+    0.005 to 0.007; a one-SE rule rejected it in four of the six runs, and in the three
+    of those where the gain was positive it added 1.0 to 1.4 points of validation
+    accuracy. Worse than the frozen head, a kept candidate can be only within noise,
+    which the standard error in ``selection_`` shows."""
     gain = _log_losses(frozen.logits, y) - _log_losses(candidate.logits, y)
     se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.inf
     return float(gain.mean()) > 0.0, float(gain.mean()), se
