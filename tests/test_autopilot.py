@@ -156,3 +156,13 @@ def test_ten_flipped_hotdog_labels_rank_in_the_top_20():
     print(f"{found} of the 10 flipped labels in the top 20 (kept {clf.selection_['kept']})")
     assert found >= 8
     assert issues.suspect[: min(found, 5)].all()
+
+
+def test_a_numeric_budget_estimates_the_second_pass_from_the_first_fits_scan(tree):
+    from binaryvision.features.cache import shared_cache
+
+    shared_cache().clear()  # a first fit: the scan computes the frozen features
+    clf = tiny(time_budget=600).fit(tree)
+    multi = clf.selection_["candidates"][2]
+    assert multi["name"].startswith("multi_resolution")
+    assert multi["estimated_seconds"] >= 0 and "cv_log_loss" in multi  # estimated, then run

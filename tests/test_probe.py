@@ -78,3 +78,12 @@ def test_a_kept_l2_head_predicts_what_its_record_says(tmp_path):
     assert [c["kept"] for c in clf.selection_["candidates"]].count(True) == 1
     # the out-of-fold evidence covers the images the valid_size split held out as well
     assert clf.calibration_report_["n_images"] == 48
+
+
+def test_a_deadline_that_has_passed_stops_the_search():
+    import time
+
+    X, y = _data(60, 20, seed=4)
+    folds = fold_indices(y, 3, 0)
+    assert cross_fit_probe(X, y, folds, deadline=time.perf_counter() - 1.0) is None
+    assert cross_fit_probe(X, y, folds, deadline=time.perf_counter() + 600.0) is not None

@@ -175,7 +175,9 @@ class FeatureExtractor:
                 keys[i] = key
         if not todo:
             return reasons
+        started = time.perf_counter()
         features, flags = self.run([items[i] for i in todo], trainer, "features", flag_errors=True)
+        self.seconds_per_image = (time.perf_counter() - started) / len(todo)  # the autopilot's
         for j, i in enumerate(todo):
             if torch.isnan(flags[j]):
                 try:

@@ -165,6 +165,8 @@ def try_candidates(
         return record, None, None, features
     _announce(trainer, record["candidates"][0])
     folds = fold_indices(y, clf.cv, seed)
+    # a number is a limit on seconds; "auto" is judged on relative cost (reproducible)
+    deadline = None if clf.time_budget == "auto" else started + budget
     kept: tuple[str, CrossFit, Any, ProbeFit | None] = ("frozen_head", frozen, None, None)
     if time.perf_counter() - started >= budget:
         record["candidates"].append(
@@ -173,11 +175,14 @@ def try_candidates(
         _announce(trainer, record["candidates"][-1])
     else:  # 1. the L2 head on the same features: no backbone pass, a few seconds
         tic = time.perf_counter()
-        probe = cross_fit_probe(features.numpy(), y, folds, pos_weight)
-        entry = _entry("l2_head", probe, y, time.perf_counter() - tic)
+        probe = cross_fit_probe(features.numpy(), y, folds, pos_weight, deadline=deadline)
+        if probe is None:
+            entry = {"name": "l2_head", "kept": False, "note": "stopped: the budget ran out"}
+        else:
+            entry = _entry("l2_head", probe, y, time.perf_counter() - tic)
+            if _judge(entry, probe.cross_fit, frozen, "frozen_head", y):
+                kept = ("l2_head", probe.cross_fit, None, probe)
         record["candidates"].append(entry)
-        if _judge(entry, probe.cross_fit, frozen, "frozen_head", y):
-            kept = ("l2_head", probe.cross_fit, None, probe)
         _announce(trainer, entry)
     multi, entry = _multi_resolution(
         clf, record, extractor, transforms, items, budget, started, checkpoint
@@ -185,11 +190,14 @@ def try_candidates(
     if multi is not None:  # 2. features at a second size beside the first, with the L2 head
         tic = time.perf_counter()
         wide = multi.features(items, trainer, "autopilot features")
-        probe = cross_fit_probe(wide.numpy(), y, folds, pos_weight)
-        entry.update(_entry(entry["name"], probe, y, time.perf_counter() - tic))
-        if _judge(entry, probe.cross_fit, kept[1], kept[0], y):
-            kept = (entry["name"], probe.cross_fit, multi, probe)
-            features = wide
+        probe = cross_fit_probe(wide.numpy(), y, folds, pos_weight, deadline=deadline)
+        if probe is None:
+            entry.update(kept=False, note="stopped: the budget ran out")
+        else:
+            entry.update(_entry(entry["name"], probe, y, time.perf_counter() - tic))
+            if _judge(entry, probe.cross_fit, kept[1], kept[0], y):
+                kept = (entry["name"], probe.cross_fit, multi, probe)
+                features = wide
     _announce(trainer, entry)
     _remember(checkpoint, kept[0])
     record["kept"] = kept[0]

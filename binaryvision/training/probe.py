@@ -15,6 +15,7 @@ scale``), so the model, its file and its export are those of the frozen head.
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 
 import numpy as np
@@ -93,20 +94,30 @@ def cross_fit_probe(
     folds: list[tuple[np.ndarray, np.ndarray]],
     pos_weight: float | None = None,
     strengths: tuple[float, ...] = STRENGTHS,
-) -> ProbeFit:
+    deadline: float | None = None,
+) -> ProbeFit | None:
     """Choose the strength by out-of-fold log loss over ``folds``, then fit on all of ``X``.
 
     The out-of-fold log loss of a ridge-type path is close to unimodal in ``log C``, so the
     search starts in the middle of ``strengths`` and walks towards lower loss until it rises
-    (three to five of the strengths are fitted, not all).
+    (three to five of the strengths are fitted, not all). None when ``time.perf_counter()``
+    passes ``deadline`` first (checked after each fold's solve).
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y).astype(int)
     fold_of = np.empty(len(y), dtype=int)
     for k, (_, held) in enumerate(folds):
         fold_of[held] = k
-    solvers = [(_Solver(X[fit], y[fit], pos_weight), held) for fit, held in folds]
+
+    class _Late(Exception):
+        pass
+
+    def on_time() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _Late
+
     logits: dict[float, np.ndarray] = {}
+    solvers = []
 
     def loss(i: int) -> float:
         strength = strengths[i]
@@ -115,16 +126,23 @@ def cross_fit_probe(
             for solver, held in solvers:
                 w, b = solver.solve(strength)
                 z[held] = X[held] @ w + b
+                on_time()
             logits[strength] = z
         z = logits[strength]
         return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
     best = len(strengths) // 2
-    for step in (-1, 1):  # walk down, then up, while the loss keeps falling
-        i = best
-        while 0 <= i + step < len(strengths) and loss(i + step) < loss(best):
-            i += step
-            best = i
+    try:
+        for fit, held in folds:
+            solvers.append((_Solver(X[fit], y[fit], pos_weight), held))
+            on_time()
+        for step in (-1, 1):  # walk down, then up, while the loss keeps falling
+            i = best
+            while 0 <= i + step < len(strengths) and loss(i + step) < loss(best):
+                i += step
+                best = i
+    except _Late:
+        return None
     strength = strengths[best]
     w, b = _Solver(X, y, pos_weight).solve(strength)
     cross_fit = CrossFit(logits=logits[strength], folds=fold_of, n_folds=len(folds))
