@@ -203,7 +203,8 @@ def try_candidates(
     record["kept"] = kept[0]
     for candidate in record["candidates"]:
         if candidate.get("kept") and candidate["name"] != kept[0]:
-            candidate["note"] = f"replaced by {kept[0]}, which did better still"
+            later = "" if candidate["name"] == "frozen_head" else ", which did better still"
+            candidate["note"] = f"replaced by {kept[0]}{later}"
         candidate["kept"] = candidate["name"] == kept[0]
     _say(trainer, f"kept {kept[0]}")
     return record, kept[2], kept[3], features
