@@ -20,9 +20,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from .cross_fit import CrossFit
 
@@ -53,6 +50,8 @@ class _Solver:
     """The L2 logistic regression of one set of images, at any strength."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, pos_weight: float | None) -> None:
+        from sklearn.preprocessing import StandardScaler  # imported when first used
+
         self.scaler = StandardScaler().fit(X)
         Xs = self.scaler.transform(X)
         self.y, self.sample_weight = y, _weights(y, pos_weight)
@@ -69,6 +68,9 @@ class _Solver:
 
     def solve(self, strength: float) -> tuple[np.ndarray, float]:
         """Weights and bias in the raw feature space at inverse strength ``strength``."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=strength, max_iter=2000, tol=1e-6)
         with warnings.catch_warnings():
             # the last iterations of a weakly regularized fit move logits in the 4th decimal
