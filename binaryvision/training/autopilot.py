@@ -33,7 +33,7 @@ from .. import distributed
 from ..exceptions import BinaryVisionWarning
 from ..features.extract import make_extractor
 from ..transforms import Transforms
-from .cross_fit import CrossFit, fold_indices
+from .cross_fit import CrossFit, fold_indices, log_losses
 from .probe import ProbeFit, cross_fit_probe
 
 __all__ = ["SIZE_FACTOR", "candidate_size", "resolve_budget", "try_candidates"]
@@ -61,15 +61,9 @@ def resolve_budget(time_budget: Any, frozen_seconds: float) -> float | None:
     return float(time_budget)
 
 
-def _log_losses(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-image binary log loss of raw logits (numerically stable)."""
-    z = np.asarray(logits, dtype=float)
-    return np.logaddexp(0.0, z) - y * z
-
-
 def score(cross_fit: CrossFit, y: np.ndarray) -> dict:
     """Out-of-fold log loss and accuracy of a cross-fitted head."""
-    losses = _log_losses(cross_fit.logits, y)
+    losses = log_losses(cross_fit.logits, y)
     return {
         "cv_log_loss": round(float(losses.mean()), 5),
         "cv_accuracy": round(float(((cross_fit.logits >= 0) == (y == 1)).mean()), 5),
@@ -86,7 +80,7 @@ def _better(candidate: CrossFit, frozen: CrossFit, y: np.ndarray) -> tuple[bool,
     of those where the gain was positive it added 1.0 to 1.4 points of validation
     accuracy. Worse than the frozen head, a kept candidate can be only within noise,
     which the standard error in ``selection_`` shows."""
-    gain = _log_losses(frozen.logits, y) - _log_losses(candidate.logits, y)
+    gain = log_losses(frozen.logits, y) - log_losses(candidate.logits, y)
     se = float(gain.std(ddof=1) / math.sqrt(len(gain))) if len(gain) > 1 else math.inf
     return float(gain.mean()) > 0.0, float(gain.mean()), se
 

@@ -29,7 +29,14 @@ from .callbacks import History
 from .model import _Head
 from .trainer import Trainer
 
-__all__ = ["NEIGHBOURS", "CrossFit", "cross_fit_logits", "fold_indices", "neighbour_agreement"]
+__all__ = [
+    "NEIGHBOURS",
+    "CrossFit",
+    "cross_fit_logits",
+    "fold_indices",
+    "log_losses",
+    "neighbour_agreement",
+]
 
 
 @dataclasses.dataclass
@@ -39,6 +46,12 @@ class CrossFit:
     logits: np.ndarray
     folds: np.ndarray
     n_folds: int
+
+
+def log_losses(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-image binary log loss of raw logits (numerically stable)."""
+    z = np.asarray(logits, dtype=float)
+    return np.logaddexp(0.0, z) - y * z
 
 
 def fold_indices(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from .cross_fit import CrossFit
+from .cross_fit import CrossFit, log_losses
 
 __all__ = ["STRENGTHS", "ProbeFit", "cross_fit_probe", "fit_probe", "set_head"]
 
@@ -131,7 +131,7 @@ def cross_fit_probe(
                 on_time()
             logits[strength] = z
         z = logits[strength]
-        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+        return float(log_losses(z, y).mean())
 
     best = len(strengths) // 2
     try:
