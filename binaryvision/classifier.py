@@ -446,8 +446,8 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
     ) -> Any:
         """Write the fitted network and its calibration as an ONNX or TorchScript model.
 
-        The graph takes a float32 batch ``(N, 3, S, S)`` preprocessed exactly as
-        :meth:`predict_proba` does it (:func:`binaryvision.export.preprocess` builds it) and
+        The graph takes float32 batches ``(N, 3, S, S)`` (one per input size) prepared as
+        :meth:`predict_proba` does it (:func:`binaryvision.export.graph_inputs`) and
         outputs ``probabilities``, float32 ``(N, 2)`` in ``classes_`` order: the numbers
         ``predict_proba(X)`` returns, calibration included. Preprocessing, classes,
         threshold and calibration are stored in the file as JSON

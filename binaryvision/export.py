@@ -1,7 +1,8 @@
 """Deploy without binaryvision: ONNX and TorchScript files that give ``predict_proba``'s numbers.
 
 The public home of :mod:`binaryvision.outputs.export`, where the code lives:
-:func:`preprocess` builds the exported graph's exact input, :func:`read_export_metadata`
+:func:`preprocess` builds the exported graph's exact input (:func:`graph_inputs`
+every input, by name, for a multi-resolution model's graph), :func:`read_export_metadata`
 reads the JSON stored in the file, and :meth:`ImageBinaryClassifier.export
 <binaryvision.ImageBinaryClassifier.export>` writes it.
 """
@@ -10,8 +11,16 @@ from .outputs.export import (
     EXPORT_FORMATS,
     ExportError,
     export_model,
+    graph_inputs,
     preprocess,
     read_export_metadata,
 )
 
-__all__ = ["EXPORT_FORMATS", "ExportError", "export_model", "preprocess", "read_export_metadata"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportError",
+    "export_model",
+    "graph_inputs",
+    "preprocess",
+    "read_export_metadata",
+]

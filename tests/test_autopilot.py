@@ -104,14 +104,6 @@ def test_the_choice_never_looks_at_the_validation_images(tree):
     assert clf.selection_["kept"] == swapped.selection_["kept"]
 
 
-def test_a_multi_resolution_model_refuses_export_with_a_clear_error(tree, tmp_path):
-    clf = tiny(time_budget="auto").fit(tree)
-    if not clf.model_.extra_sizes:
-        pytest.skip("the autopilot kept the frozen head on this data; nothing to refuse")
-    with pytest.raises(InvalidParameterError, match="time_budget=None"):
-        clf.export(tmp_path / "m.onnx")
-
-
 # ------------------------------------------------------------------ label issues
 def test_flipped_labels_rank_first_among_label_issues(tmp_path):
     rng = np.random.default_rng(5)

@@ -28,6 +28,7 @@ from binaryvision.decisions.calibration import sigmoid
 from binaryvision.export import (
     ExportError,
     export_model,
+    graph_inputs,
     preprocess,
     read_export_metadata,
 )
@@ -226,6 +227,67 @@ def test_preprocess_refuses_custom_transforms_metadata(setup, tmp_path):
         preprocess({"classes": []}, items)
 
 
+# ---------------------------------------------------------------------- multi-resolution
+@pytest.fixture(scope="module")
+def multi(setup) -> ImageBinaryClassifier:
+    """The autopilot's multi-resolution model on the tiny backbone (kept by force: on such
+    small data its evidence may go either way)."""
+    from binaryvision.training import autopilot
+
+    _, _, base = setup
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(autopilot, "_better", lambda *args: (True, 0.0, 0.0))
+        clf = cpu_tiny(time_budget="auto").fit(base / "data")
+    assert clf.selection_["kept"].startswith("multi_resolution") and clf.model_.extra_sizes
+    return clf
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_multi_resolution_model_exports_with_one_input_per_size(multi, setup, tmp_path, fmt):
+    needs_runtime(fmt)
+    _, items, _ = setup
+    (extra,) = multi.model_.extra_sizes
+    expected = multi.predict_proba(items)
+    assert np.ptp(expected[:, 1]) > 0
+    path = multi.export(tmp_path / f"multi{SUFFIX[fmt]}")
+    meta = read_export_metadata(path)
+    names = ["images", f"images_{extra}"]
+    assert [i["name"] for i in meta["inputs"]] == names and meta["input"] == meta["inputs"][0]
+    assert [i["input_size"] for i in meta["inputs"]] == [32, extra]
+    assert meta["preprocessing"]["extra_sizes"] == [extra]
+    feeds = graph_inputs(meta, items)
+    assert list(feeds) == names and feeds[names[1]].shape == (6, 3, extra, extra)
+    # the metadata alone rebuilds each size's preprocessing, as the classifier does it
+    for name, x in graph_inputs(multi, items).items():
+        np.testing.assert_array_equal(feeds[name], x)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == names
+        got = session.run(None, feeds)[0]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+        with torch.no_grad():
+            got = module(*map(torch.from_numpy, feeds.values())).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
+
+
+def test_preprocess_at_a_size_the_model_does_not_take_is_refused(multi, setup):
+    _, items, _ = setup
+    (extra,) = multi.model_.extra_sizes
+    assert preprocess(multi, items, size=extra).shape == (6, 3, extra, extra)
+    np.testing.assert_array_equal(preprocess(multi, items, size=32), preprocess(multi, items))
+    with pytest.raises(InvalidParameterError, match=rf"size=64.*32 and {extra} px"):
+        preprocess(multi, items, size=64)
+    clf, _, _ = setup
+    assert list(graph_inputs(clf, items)) == ["images"]
+    with pytest.raises(InvalidParameterError, match=r"size=40.*at 32 px"):
+        preprocess(clf, items, size=40)
+
+
 # ---------------------------------------------------------------------- errors
 def test_unfitted_raises_not_fitted(tmp_path):
     with pytest.raises(NotFittedError, match="not fitted"):
@@ -298,7 +360,7 @@ def test_read_metadata_of_foreign_torchscript_file(tmp_path):
 def test_default_backbone_exports_both_formats(seed_tree, tmp_path):
     pytest.importorskip("onnxruntime", reason="running ONNX files needs binaryvision[export]")
     pytest.importorskip("onnx", reason="ONNX export needs binaryvision[export]")
-    clf = ImageBinaryClassifier(  # the frozen head: a multi-resolution model does not export
+    clf = ImageBinaryClassifier(  # the frozen head (tests above export multi-resolution ones)
         time_budget=None,
         random_state=0,
         verbose=0,

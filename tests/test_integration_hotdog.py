@@ -15,6 +15,7 @@ from binaryvision.backbones import create_backbone
 from binaryvision.backbones.efficientnet_lite import efficientnet_lite_weights_path
 from binaryvision.data import ImageDataset, as_image_set, find_images
 from binaryvision.decisions.metrics import ece_of_a_calibrated_model
+from binaryvision.export import graph_inputs, read_export_metadata
 from binaryvision.transforms import build_transforms
 
 pytestmark = [pytest.mark.slow, needs_hotdog]
@@ -131,3 +132,26 @@ def test_confidence_plot_on_real_photos(hotdog_model):
     assert all(0.0 <= float(t.split()[0]) <= 1.0 for t in titles)
     wrong = display.image_axes_[4] + display.image_axes_[5]
     assert all(a.title.get_color() == "tab:red" for a in wrong)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_the_default_model_exports_and_reproduces_predict_proba(hotdog_model, tmp_path, fmt):
+    # whichever candidate the autopilot kept (on hot dog, usually the multi-resolution one)
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime", reason="ONNX export needs binaryvision[export]")
+        pytest.importorskip("onnx", reason="ONNX export needs binaryvision[export]")
+    files = find_images(HOTDOG / "valid" / "not_hot_dog")[:12]
+    path = hotdog_model.export(tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt"))
+    meta = read_export_metadata(path)
+    feeds = graph_inputs(meta, files)
+    assert len(feeds) == 1 + len(hotdog_model.model_.extra_sizes)
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, feeds)[0]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+        with torch.no_grad():
+            got = module(*map(torch.from_numpy, feeds.values())).numpy()
+    np.testing.assert_allclose(got, hotdog_model.predict_proba(files), rtol=0, atol=1e-4)

@@ -68,13 +68,34 @@ class _IsotonicMap(nn.Module):
         return out
 
 
+def input_name(size: int, base_size: int) -> str:
+    """The graph input that takes images at ``size`` px: ``images`` at the backbone's own
+    size, ``images_<size>`` for the further sizes of a multi-resolution model."""
+    return INPUT_NAME if int(size) == int(base_size) else f"{INPUT_NAME}_{int(size)}"
+
+
+class MultiSizeNetwork(nn.Module):
+    """A multi-resolution model's network: one batch per input size, the backbone's
+    features of each side by side (as :class:`~binaryvision.features.extract.MultiSizeExtractor`
+    builds them), then the head: ``(N,)`` logits."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, *images: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([self.backbone(x) for x in images], dim=1)
+        return self.head(features).squeeze(-1)
+
+
 class ExportedClassifier(nn.Module):
     """The fitted network plus calibration: images ``(N, 3, S, S)`` to ``(N, 2)`` probabilities.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Images to one positive-class logit per image, ``(N,)``.
+        Images to one positive-class logit per image, ``(N,)``: one batch, or one batch
+        per input size for a :class:`MultiSizeNetwork`.
     positive_index : int
         Column of the positive class in the output (its index in ``classes_``).
     calibration : dict, optional
@@ -96,9 +117,9 @@ class ExportedClassifier(nn.Module):
         self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
         self.isotonic = _IsotonicMap(state["x"], state["y"]) if self.method == "isotonic" else None
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, *more: torch.Tensor) -> torch.Tensor:
         """Return calibrated probabilities ``(N, 2)`` in ``classes_`` order (float32)."""
-        z = self.model(images).reshape(-1).to(torch.float64)
+        z = self.model(images, *more).reshape(-1).to(torch.float64)
         if self.isotonic is not None:
             p = self.isotonic(torch.sigmoid(z))
         else:
@@ -123,10 +144,14 @@ def _quiet_torch() -> Iterator[None]:
 
 def _summary(meta: dict) -> str:
     pre = meta["preprocessing"]
+    inputs = " and ".join(
+        f"'{i['name']}': float32 (N, 3, {i['input_size']}, {i['input_size']}) RGB, shorter "
+        f"side resized to {i['resize']}"
+        for i in meta["inputs"]
+    )
     return (
         f"binaryvision {meta['library_version']} binary image classifier "
-        f"({meta['backbone']}). Input '{INPUT_NAME}': float32 (N, 3, {pre['input_size']}, "
-        f"{pre['input_size']}) RGB, shorter side resized to {pre['resize']} "
+        f"({meta['backbone']}). Input {inputs} "
         f"({pre['interpolation']}), centre-cropped, scaled to [0, 1], normalised with mean "
         f"{pre['mean']} and std {pre['std']}. Output '{OUTPUT_NAME}': float32 (N, 2) "
         f"calibrated probabilities of {meta['classes']}; positive class "
@@ -140,7 +165,7 @@ def _example_input(size: int, n: int, seed: int) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=generator)
 
 
-def _to_onnx(module: nn.Module, example: torch.Tensor, meta: dict, opset: int) -> bytes:
+def _to_onnx(module: nn.Module, examples: tuple, meta: dict, opset: int) -> bytes:
     try:
         import onnx
     except ImportError as exc:
@@ -148,16 +173,17 @@ def _to_onnx(module: nn.Module, example: torch.Tensor, meta: dict, opset: int) -
             "Exporting to ONNX needs the 'onnx' package, which is not installed. Install it "
             'with: pip install "binaryvision[export]"  (or choose format="torchscript").'
         ) from exc
+    names = [i["name"] for i in meta["inputs"]]
     buffer = io.BytesIO()
     with _quiet_torch(), torch.no_grad():
         torch.onnx.export(
             module,
-            (example,),
+            examples,
             buffer,
             dynamo=False,  # the TorchScript-based exporter: works offline, no onnxscript
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}},
+            dynamic_axes={**{name: {0: "N"} for name in names}, OUTPUT_NAME: {0: "N"}},
             opset_version=opset,
             do_constant_folding=True,
         )
@@ -170,9 +196,9 @@ def _to_onnx(module: nn.Module, example: torch.Tensor, meta: dict, opset: int) -
     return proto.SerializeToString()
 
 
-def _to_torchscript(module: nn.Module, example: torch.Tensor, meta: dict) -> bytes:
+def _to_torchscript(module: nn.Module, examples: tuple, meta: dict) -> bytes:
     buffer = io.BytesIO()
     with _quiet_torch(), torch.no_grad():
-        traced = torch.jit.trace(module, (example,), check_trace=False)
+        traced = torch.jit.trace(module, examples, check_trace=False)
         torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_EXTRA_FILE: json.dumps(meta)})
     return buffer.getvalue()

@@ -7,6 +7,10 @@ input ``images``
     the batch size ``N`` is free. The images must already be preprocessed exactly as
     :meth:`~binaryvision.ImageBinaryClassifier.predict_proba` does it (see below);
     :func:`preprocess` does it for you.
+inputs ``images_<size>``
+    A multi-resolution model (the autopilot's ``multi_resolution_<size>px``) also takes
+    the same images prepared at each further size, in the order of ``metadata["inputs"]``;
+    :func:`graph_inputs` prepares every input by name.
 output ``probabilities``
     float32, shape ``(N, 2)``: the calibrated probabilities, columns in ``classes_``
     order, exactly the numbers ``predict_proba(X)`` returns (``tta=0``). The column of
@@ -46,10 +50,11 @@ and ``onnxruntime`` to verify the file (``pip install "binaryvision[export]"``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +65,23 @@ from torch import nn
 from .. import _version
 from ..exceptions import BinaryVisionError, InvalidParameterError
 from ._export_graph import (
-    INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
     TORCHSCRIPT_EXTRA_FILE,
     ExportedClassifier,
+    MultiSizeNetwork,
     _example_input,
     _quiet_torch,
     _to_onnx,
     _to_torchscript,
+    input_name,
 )
 
 __all__ = [
     "EXPORT_FORMATS",
     "ExportError",
     "export_model",
+    "graph_inputs",
     "preprocess",
     "read_export_metadata",
 ]
@@ -85,7 +92,9 @@ EXPORT_FORMATS = {
     "torchscript": (".pt", ".ts", ".torchscript"),
 }
 #: Version of the metadata layout written into exported files.
-EXPORT_METADATA_VERSION = 1
+#: 2 added ``inputs`` (every input of the graph: more than one for a multi-resolution
+#: model) and ``preprocessing["extra_sizes"]``; ``input`` is still the first of them.
+EXPORT_METADATA_VERSION = 2
 DEFAULT_OPSET = 17
 _VERIFY_ATOL = 1e-4
 
@@ -125,18 +134,25 @@ def _metadata(clf: Any) -> dict:
     pos = clf._pos_index()
     calibration = None if clf.calibrator_ is None else clf.calibrator_.to_dict()
     size = int(config.input_size)
+    inputs = [
+        {
+            "name": input_name(s, size),
+            "shape": ["N", 3, s, s],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "channels": "RGB",
+            "input_size": s,
+            "resize": int(round(s / config.crop_pct)),
+        }
+        for s in _sizes(clf)
+    ]
     return {
         "metadata_version": EXPORT_METADATA_VERSION,
         "library_version": _version.__version__,
         "torch_version": torch.__version__,
         "backbone": clf.backbone_name_,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["N", 3, size, size],
-            "dtype": "float32",
-            "layout": "NCHW",
-            "channels": "RGB",
-        },
+        "input": inputs[0],
+        "inputs": inputs,
         "output": {
             "name": OUTPUT_NAME,
             "shape": ["N", 2],
@@ -151,6 +167,7 @@ def _metadata(clf: Any) -> dict:
         "preprocessing": {
             "input_size": size,
             "resize": int(round(size / config.crop_pct)),
+            "extra_sizes": [s for s in _sizes(clf)[1:]],
             "crop_pct": float(config.crop_pct),
             "interpolation": config.interpolation,
             "mean": [float(v) for v in config.mean],
@@ -171,26 +188,34 @@ def _metadata(clf: Any) -> dict:
     }
 
 
-def _run_onnx(data: bytes, x: np.ndarray) -> np.ndarray:
+def _sizes(clf: Any) -> list[int]:
+    """The input sizes of the fitted model: the backbone's, then a multi-resolution
+    model's further sizes."""
+    extra = getattr(clf.model_, "extra_sizes", ())
+    return [int(clf.data_config_.input_size), *map(int, extra)]
+
+
+def _run_onnx(data: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    return session.run([OUTPUT_NAME], feeds)[0]
 
 
-def _run_torchscript(data: bytes, x: np.ndarray) -> np.ndarray:
+def _run_torchscript(data: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
     with _quiet_torch(), torch.no_grad():
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        return loaded(torch.from_numpy(x)).numpy()
+        return loaded(*map(torch.from_numpy, feeds.values())).numpy()
 
 
-def _check_exported(fmt: str, data: bytes, module: nn.Module, size: int, path: str) -> None:
+def _check_exported(fmt: str, data: bytes, module: nn.Module, meta: dict, path: str) -> None:
     """Run the exported bytes on a batch of another size and compare with ``module``."""
-    x = _example_input(size, 3, seed=1)
+    xs = [_example_input(i["input_size"], 3, seed=1 + k) for k, i in enumerate(meta["inputs"])]
     with torch.no_grad():
-        expected = module(x).numpy()
+        expected = module(*xs).numpy()
     run = _run_onnx if fmt == "onnx" else _run_torchscript
-    got = np.asarray(run(data, x.numpy()))
+    feeds = {i["name"]: x.numpy() for i, x in zip(meta["inputs"], xs)}
+    got = np.asarray(run(data, feeds))
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=_VERIFY_ATOL):
         worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.nan
         raise ExportError(
@@ -263,14 +288,6 @@ def export_model(
     clf._check_fitted()
     fmt = _resolve_format(path, format)
     name = os.fspath(path)
-    sizes = getattr(clf.model_, "extra_sizes", ())
-    if sizes:
-        raise InvalidParameterError(
-            f"export writes single-resolution models, and the autopilot chose features at "
-            f"{clf.data_config_.input_size} and {', '.join(map(str, sizes))} px for this one "
-            f"(selection_['kept'] = {clf.selection_['kept']!r}). Refit with "
-            "time_budget=None to export it."
-        )
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 13:
         raise InvalidParameterError(f"opset must be an int >= 13; got {opset!r}.")
     if verify not in (None, True, False):
@@ -283,18 +300,19 @@ def export_model(
     meta = _metadata(clf)
     calibration = meta["calibration"]
     network = fuse_for_inference(copy.deepcopy(clf.model_).cpu().float()).eval()
+    if len(meta["inputs"]) > 1:  # the autopilot's multi-resolution model
+        network = MultiSizeNetwork(network.backbone, network.head).eval()
     module = ExportedClassifier(network, meta["positive_index"], calibration).eval()
     module.requires_grad_(False)
-    size = meta["preprocessing"]["input_size"]
-    example = _example_input(size, 2, seed=0)
+    examples = tuple(_example_input(i["input_size"], 2, seed=0) for i in meta["inputs"])
     if fmt == "onnx":
-        data = _to_onnx(module, example, meta, opset)
+        data = _to_onnx(module, examples, meta, opset)
         check = verify is True or (verify is None and _onnxruntime_available())
     else:
-        data = _to_torchscript(module, example, meta)
+        data = _to_torchscript(module, examples, meta)
         check = verify is not False
     if check:
-        _check_exported(fmt, data, module, size, name)
+        _check_exported(fmt, data, module, meta, name)
     atomic_write(path, data)
     return Path(name)
 
@@ -350,7 +368,7 @@ def read_export_metadata(path: str | os.PathLike, format: str | None = None) -> 
     return json.loads(raw)
 
 
-def preprocess(source: Any, images: Any) -> np.ndarray:
+def preprocess(source: Any, images: Any, *, size: int | None = None) -> np.ndarray:
     """Images as the exported graph's input: float32 ``(N, 3, S, S)``, exactly as the library.
 
     Parameters
@@ -362,6 +380,10 @@ def preprocess(source: Any, images: Any) -> np.ndarray:
     images
         Anything :meth:`~binaryvision.ImageBinaryClassifier.predict_proba` accepts: a
         folder, a path, a list of paths or PIL images, or a uint8 array ``(n, H, W, 3)``.
+    size : int, optional
+        The input size ``S`` to prepare (default: the backbone's, the ``images`` input).
+        A multi-resolution model's graph has one more input per further size (see
+        :func:`graph_inputs`, which prepares them all).
 
     Returns
     -------
@@ -372,7 +394,8 @@ def preprocess(source: Any, images: Any) -> np.ndarray:
     Raises
     ------
     InvalidParameterError
-        ``source`` is neither, or its metadata records custom transforms.
+        ``source`` is neither, its metadata records custom transforms, or ``size`` is
+        not one of the model's input sizes.
     """
     from ..data import as_image_set, load_image
     from ..transforms import build_transforms
@@ -392,17 +415,64 @@ def preprocess(source: Any, images: Any) -> np.ndarray:
                 "Pass the fitted classifier instead, or apply that transform yourself."
             )
         config = DataConfig.from_dict(pre)
-        transform, min_size = build_transforms(config, "none").eval, int(pre["resize"])
+        sizes = [config.input_size, *pre.get("extra_sizes", [])]
+        transforms = build_transforms(config, "none")
+        transform, min_size = transforms.eval, int(pre["resize"])
     elif hasattr(source, "_check_fitted"):
         source._check_fitted()
+        config, sizes = source.model_.backbone.data_config, _sizes(source)
         transform, min_size = source.transforms_.eval, source.transforms_.decode_size
     else:
         raise InvalidParameterError(
             "preprocess(source, ...) needs a fitted ImageBinaryClassifier or the dict that "
             f"read_export_metadata returns; got {type(source).__name__}."
         )
+    if size is not None and (isinstance(size, bool) or size not in sizes):
+        raise InvalidParameterError(
+            f"preprocess(..., size={size!r}): this model's inputs take images at "
+            f"{' and '.join(map(str, sizes))} px; pass one of those, or None for "
+            f"{sizes[0]}."
+        )
+    if size is not None and size != sizes[0]:
+        # as binaryvision.features.extract.make_extractor builds the further sizes' pass
+        further = build_transforms(dataclasses.replace(config, input_size=int(size)), "none")
+        transform, min_size = further.eval, further.decode_size
     items = as_image_set(images).items
     tensors = [transform(load_image(item, min_size=min_size)) for item in items]
     if not tensors:
         raise InvalidParameterError("preprocess(...) got no images.")
     return np.ascontiguousarray(torch.stack(tensors).to(torch.float32).numpy())
+
+
+def graph_inputs(source: Any, images: Any) -> dict[str, np.ndarray]:
+    """Every input of the exported graph, by name, prepared from ``images``.
+
+    ``{"images": preprocess(source, images)}`` for most models; a multi-resolution model
+    (the autopilot's ``multi_resolution_<size>px``) also takes ``"images_<size>"``, the
+    same images prepared at that size. Feed the dict to ONNX Runtime as it is
+    (``session.run(None, graph_inputs(meta, paths))``), or its values in order to a
+    TorchScript module.
+
+    Parameters
+    ----------
+    source : ImageBinaryClassifier or dict
+        As for :func:`preprocess`.
+    images
+        As for :func:`preprocess`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Input name to float32 ``(N, 3, S, S)`` array, in the graph's input order.
+    """
+    if isinstance(source, Mapping) and "inputs" in source:
+        sizes = [int(i["input_size"]) for i in source["inputs"]]
+    elif isinstance(source, Mapping):
+        sizes = [int(source.get("preprocessing", {}).get("input_size", 0))]
+    else:
+        sizes = _sizes(source) if hasattr(source, "model_") else [0]
+    if isinstance(images, Iterator):  # read once, used once per size
+        images = list(images)
+    return {
+        input_name(s, sizes[0]): preprocess(source, images, size=s if s else None) for s in sizes
+    }
