@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -177,3 +178,43 @@ def test_finetune_tiny(runs):
         check_positive(row, ["images_per_second", "train_seconds", "steps", "fit_seconds"], where)
         assert 0 <= row["data_wait_fraction"] < 1, where
     check_load_average(result)
+
+
+def test_generalization_sets_keep_fit_and_test_photos_apart(tmp_path, monkeypatch):
+    """bench/generalization.py's generated photo sets: disjoint, the sizes and balance its
+    docstring states (the figures in bench/RESULTS.md rest on this)."""
+    from conftest import write_class_tree
+    from PIL import Image
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import generalization
+
+    data = tmp_path / "pool"
+    write_class_tree(data / "train", 400, ("a", "b"), seed=1)
+    write_class_tree(data / "valid", 100, ("a", "b"), seed=2)
+    paths, labels = generalization.pool(data)
+    assert len(paths) == 1000 and sorted(set(labels)) == ["a", "b"]
+    tested = []
+    for seed in range(5):
+        fx, fy, tx, ty = generalization.split("resplit", paths, labels, seed, tmp_path)
+        assert not set(fx) & set(tx) and len(fx) + len(tx) == 1000
+        tested += list(tx)
+    assert sorted(tested) == sorted(paths)  # seeds 0-4 test every photo once
+    fx, fy, tx, ty = generalization.split("small", paths, labels, 0, tmp_path)
+    assert sorted(fy) == ["a"] * 25 + ["b"] * 25 and len(tx) == 950 and not set(fx) & set(tx)
+    for seed, major in ((0, "a"), (1, "b")):
+        fx, fy, tx, ty = generalization.split("imbalanced", paths, labels, seed, tmp_path)
+        assert list(fy).count(major) == 320 and len(fy) == 400 and not set(fx) & set(tx)
+        assert list(ty).count(major) == 180 and len(ty) == 180 + 45
+    scratch = tmp_path / "rotated"
+    scratch.mkdir()
+    fx, fy, tx, ty = generalization.split("upside_down", paths, labels, 0, scratch)
+    assert sorted(set(fy)) == ["upright", "upside_down"] and list(fy).count("upright") == 300
+    assert len(fx) == 600 and len(tx) == 400 and not set(fx) & set(tx)
+    # photo 1 of the permutation is written rotated by 180 degrees (JPEG: within noise)
+    source = paths[np.random.default_rng(0).permutation(1000)[1]]
+    written = np.asarray(Image.open(scratch / "0001.jpg").convert("RGB"), dtype=float)
+    original = np.asarray(Image.open(source).convert("RGB"), dtype=float)
+    turned = np.abs(written - original[::-1, ::-1]).mean()
+    assert turned < np.abs(written - original).mean() / 2
+    assert "0001.jpg" in {Path(p).name for p in fx} | {Path(p).name for p in tx}
