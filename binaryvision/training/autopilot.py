@@ -6,7 +6,8 @@ fit may learn from (the training images, and those a ``valid_size`` split held o
 a ``valid/`` folder's), and replaces the model kept so far only when its out-of-fold log
 loss is lower (the paired per-image gain and its standard error are in ``selection_``);
 a costlier candidate must beat the cheaper one kept before it. The candidates, in order
-of cost, measured on hot dog and generated photo sets (bench/accuracy.py):
+of cost, measured on hot dog (bench/accuracy.py) and on photo sets made from its photos
+(bench/generalization.py):
 
 1. ``l2_head``: the L2-regularized logistic regression of :mod:`~binaryvision.training.probe`
    on the same features, its strength chosen out of fold. No backbone pass; a few seconds.
