@@ -65,6 +65,7 @@ from torch import nn
 from .. import _version
 from ..exceptions import BinaryVisionError, InvalidParameterError
 from ._export_graph import (
+    INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
     TORCHSCRIPT_EXTRA_FILE,
@@ -167,7 +168,7 @@ def _metadata(clf: Any) -> dict:
         "preprocessing": {
             "input_size": size,
             "resize": int(round(size / config.crop_pct)),
-            "extra_sizes": [s for s in _sizes(clf)[1:]],
+            "extra_sizes": _sizes(clf)[1:],
             "crop_pct": float(config.crop_pct),
             "interpolation": config.interpolation,
             "mean": [float(v) for v in config.mean],
@@ -416,8 +417,7 @@ def preprocess(source: Any, images: Any, *, size: int | None = None) -> np.ndarr
             )
         config = DataConfig.from_dict(pre)
         sizes = [config.input_size, *pre.get("extra_sizes", [])]
-        transforms = build_transforms(config, "none")
-        transform, min_size = transforms.eval, int(pre["resize"])
+        transform, min_size = build_transforms(config, "none").eval, int(pre["resize"])
     elif hasattr(source, "_check_fitted"):
         source._check_fitted()
         config, sizes = source.model_.backbone.data_config, _sizes(source)
@@ -465,14 +465,15 @@ def graph_inputs(source: Any, images: Any) -> dict[str, np.ndarray]:
     dict of str to numpy.ndarray
         Input name to float32 ``(N, 3, S, S)`` array, in the graph's input order.
     """
-    if isinstance(source, Mapping) and "inputs" in source:
-        sizes = [int(i["input_size"]) for i in source["inputs"]]
-    elif isinstance(source, Mapping):
-        sizes = [int(source.get("preprocessing", {}).get("input_size", 0))]
+    # the inputs after the first, by name and size (preprocess reports a bad source)
+    if isinstance(source, Mapping):
+        further = [(i["name"], int(i["input_size"])) for i in source.get("inputs", [])[1:]]
     else:
-        sizes = _sizes(source) if hasattr(source, "model_") else [0]
+        sizes = _sizes(source) if hasattr(source, "model_") else []
+        further = [(input_name(s, sizes[0]), s) for s in sizes[1:]]
     if isinstance(images, Iterator):  # read once, used once per size
         images = list(images)
-    return {
-        input_name(s, sizes[0]): preprocess(source, images, size=s if s else None) for s in sizes
-    }
+    feeds = {INPUT_NAME: preprocess(source, images)}
+    for name, size in further:
+        feeds[name] = preprocess(source, images, size=size)
+    return feeds
