@@ -286,6 +286,12 @@ def test_preprocess_at_a_size_the_model_does_not_take_is_refused(multi, setup):
     assert list(graph_inputs(clf, items)) == ["images"]
     with pytest.raises(InvalidParameterError, match=r"size=40.*at 32 px"):
         preprocess(clf, items, size=40)
+    # metadata version 1 (before multi-resolution export) had one input and no sizes list
+    old = export_mod._metadata(clf)
+    del old["inputs"], old["preprocessing"]["extra_sizes"]
+    feeds = graph_inputs(old, items)
+    assert list(feeds) == ["images"]
+    np.testing.assert_array_equal(feeds["images"], preprocess(clf, items))
 
 
 # ---------------------------------------------------------------------- errors
