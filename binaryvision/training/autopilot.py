@@ -109,6 +109,27 @@ def _judge(entry: dict, candidate: CrossFit, current: CrossFit, current_name: st
     return keep
 
 
+def _try_probe(
+    entry: dict,
+    features: torch.Tensor,
+    y: np.ndarray,
+    folds: list,
+    pos_weight: float | None,
+    deadline: float | None,
+    kept: tuple,
+    tic: float | None = None,
+) -> ProbeFit | None:
+    """Cross-fit an L2 head on ``features`` and judge it against the ``kept`` model, the
+    figures and verdict written into ``entry``; the head when it replaces that model."""
+    tic = time.perf_counter() if tic is None else tic
+    probe = cross_fit_probe(features.numpy(), y, folds, pos_weight, deadline=deadline)
+    if probe is None:
+        entry.update(kept=False, note="stopped: the budget ran out")
+        return None
+    entry.update(_entry(entry["name"], probe, y, time.perf_counter() - tic))
+    return probe if _judge(entry, probe.cross_fit, kept[1], kept[0], y) else None
+
+
 def try_candidates(
     clf: Any,
     *,
@@ -169,30 +190,22 @@ def try_candidates(
         )
         _announce(trainer, record["candidates"][-1])
     else:  # 1. the L2 head on the same features: no backbone pass, a few seconds
-        tic = time.perf_counter()
-        probe = cross_fit_probe(features.numpy(), y, folds, pos_weight, deadline=deadline)
-        if probe is None:
-            entry = {"name": "l2_head", "kept": False, "note": "stopped: the budget ran out"}
-        else:
-            entry = _entry("l2_head", probe, y, time.perf_counter() - tic)
-            if _judge(entry, probe.cross_fit, frozen, "frozen_head", y):
-                kept = ("l2_head", probe.cross_fit, None, probe)
+        entry = {"name": "l2_head"}
         record["candidates"].append(entry)
+        probe = _try_probe(entry, features, y, folds, pos_weight, deadline, kept)
+        if probe is not None:
+            kept = ("l2_head", probe.cross_fit, None, probe)
         _announce(trainer, entry)
     multi, entry = _multi_resolution(
         clf, record, extractor, transforms, items, budget, started, checkpoint
     )
     if multi is not None:  # 2. features at a second size beside the first, with the L2 head
-        tic = time.perf_counter()
+        tic = time.perf_counter()  # its seconds include the second feature pass
         wide = multi.features(items, trainer, "autopilot features")
-        probe = cross_fit_probe(wide.numpy(), y, folds, pos_weight, deadline=deadline)
-        if probe is None:
-            entry.update(kept=False, note="stopped: the budget ran out")
-        else:
-            entry.update(_entry(entry["name"], probe, y, time.perf_counter() - tic))
-            if _judge(entry, probe.cross_fit, kept[1], kept[0], y):
-                kept = (entry["name"], probe.cross_fit, multi, probe)
-                features = wide
+        probe = _try_probe(entry, wide, y, folds, pos_weight, deadline, kept, tic)
+        if probe is not None:
+            kept = (entry["name"], probe.cross_fit, multi, probe)
+            features = wide
     _announce(trainer, entry)
     _remember(checkpoint, kept[0])
     record["kept"] = kept[0]

@@ -90,6 +90,10 @@ def fit_probe(
     )
 
 
+class _Late(Exception):
+    """The deadline passed during a strength search (leaves its nested loops at once)."""
+
+
 def cross_fit_probe(
     X: np.ndarray,
     y: np.ndarray,
@@ -110,9 +114,6 @@ def cross_fit_probe(
     fold_of = np.empty(len(y), dtype=int)
     for k, (_, held) in enumerate(folds):
         fold_of[held] = k
-
-    class _Late(Exception):
-        pass
 
     def on_time() -> None:
         if deadline is not None and time.perf_counter() > deadline:
