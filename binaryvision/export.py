@@ -7,20 +7,6 @@ reads the JSON stored in the file, and :meth:`ImageBinaryClassifier.export
 <binaryvision.ImageBinaryClassifier.export>` writes it.
 """
 
-from .outputs.export import (
-    EXPORT_FORMATS,
-    ExportError,
-    export_model,
-    graph_inputs,
-    preprocess,
-    read_export_metadata,
-)
-
-__all__ = [
-    "EXPORT_FORMATS",
-    "ExportError",
-    "export_model",
-    "graph_inputs",
-    "preprocess",
-    "read_export_metadata",
-]
+# the public names are the implementation module's __all__, listed once, there
+from .outputs.export import *  # noqa: F403
+from .outputs.export import __all__  # noqa: F401

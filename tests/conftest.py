@@ -19,6 +19,27 @@ needs_hotdog = pytest.mark.skipif(
 )
 
 
+def run_exported_file(path: Path, fmt: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Run an exported file the way a user without binaryvision would: ONNX Runtime with
+    the inputs by name (which must be the graph's inputs, in order), or TorchScript with
+    them in order."""
+    import warnings
+
+    import torch
+
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == list(feeds)
+        return session.run(["probabilities"], feeds)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in torch 2.x
+        module = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return module(*map(torch.from_numpy, feeds.values())).numpy()
+
+
 def make_image(kind: int, rng: np.random.Generator, size: int = 40) -> Image.Image:
     """Class 0: dark images with a bright disc; class 1: bright images with a dark square."""
     base = rng.integers(0, 60, 3) if kind == 0 else rng.integers(180, 255, 3)

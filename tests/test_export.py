@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import make_image, tiny, write_class_tree
+from conftest import make_image, run_exported_file, tiny, write_class_tree
 from PIL import Image
 
 from binaryvision import (
@@ -54,18 +54,8 @@ def needs_runtime(fmt: str) -> None:
 
 
 def run_exported(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
-    """Run an exported file the way a user without binaryvision would."""
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        assert [i.name for i in session.get_inputs()] == ["images"]
-        return session.run(["probabilities"], {"images": x})[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in torch 2.x
-        module = torch.jit.load(str(path), map_location="cpu")
-    with torch.no_grad():
-        return module(torch.from_numpy(x)).numpy()
+    """Run a single-input exported file on ``x``."""
+    return run_exported_file(path, fmt, {"images": x})
 
 
 def write_test_images(root: Path) -> list[str]:
@@ -260,18 +250,7 @@ def test_a_multi_resolution_model_exports_with_one_input_per_size(multi, setup, 
     # the metadata alone rebuilds each size's preprocessing, as the classifier does it
     for name, x in graph_inputs(multi, items).items():
         np.testing.assert_array_equal(feeds[name], x)
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        assert [i.name for i in session.get_inputs()] == names
-        got = session.run(None, feeds)[0]
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-        with torch.no_grad():
-            got = module(*map(torch.from_numpy, feeds.values())).numpy()
+    got = run_exported_file(path, fmt, feeds)  # ONNX: also checks the graph's input names
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
 
 

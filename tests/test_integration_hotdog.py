@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import HOTDOG, needs_hotdog
+from conftest import HOTDOG, needs_hotdog, run_exported_file
 from sklearn.metrics import log_loss
 
 from binaryvision import BinaryVisionWarning, ImageBinaryClassifier, Trainer
@@ -138,20 +138,12 @@ def test_confidence_plot_on_real_photos(hotdog_model):
 def test_the_default_model_exports_and_reproduces_predict_proba(hotdog_model, tmp_path, fmt):
     # whichever candidate the autopilot kept (on hot dog, usually the multi-resolution one)
     if fmt == "onnx":
-        ort = pytest.importorskip("onnxruntime", reason="ONNX export needs binaryvision[export]")
+        pytest.importorskip("onnxruntime", reason="ONNX export needs binaryvision[export]")
         pytest.importorskip("onnx", reason="ONNX export needs binaryvision[export]")
     files = find_images(HOTDOG / "valid" / "not_hot_dog")[:12]
     path = hotdog_model.export(tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt"))
     meta = read_export_metadata(path)
     feeds = graph_inputs(meta, files)
     assert len(feeds) == 1 + len(hotdog_model.model_.extra_sizes)
-    if fmt == "onnx":
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, feeds)[0]
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-        with torch.no_grad():
-            got = module(*map(torch.from_numpy, feeds.values())).numpy()
+    got = run_exported_file(path, fmt, feeds)
     np.testing.assert_allclose(got, hotdog_model.predict_proba(files), rtol=0, atol=1e-4)
