@@ -126,6 +126,44 @@ def test_flipped_labels_rank_first_among_label_issues(tmp_path):
     assert len(display.axes_) == 6 and display.figure_ is not None
 
 
+def test_each_suspect_label_names_the_signal_that_flagged_it(tmp_path):
+    from binaryvision.outputs.label_issues import LabelIssues
+
+    root = write_class_tree(tmp_path / "data", 2, ("a", "b"), seed=3)
+    items = sorted(root.rglob("*.png"))
+    # model only, neighbours only, both, neither: (p_given, agreement) per image
+    issues = LabelIssues(
+        items=items,
+        given=["a", "a", "b", "b"],
+        believed=["b", "a", "a", "b"],
+        p_given=[0.2, 0.9, 0.1, 0.8],
+        agreement=[0.8, 0.3, 0.1, 0.9],
+    )
+    assert [issues.flagged_by(i) for i in range(4)] == [
+        ["model"],
+        ["neighbours"],
+        ["model", "neighbours"],
+        [],
+    ]
+    assert issues.suspect.tolist() == [True, True, True, False]
+    reasons = [row["reason"] for row in issues.to_list()]
+    assert "believe 'b'" in reasons[0] and "only" not in reasons[0]
+    assert "agree" in reasons[1] and "only 30%" in reasons[1]
+    assert "believe 'a'" in reasons[2] and "and only 10%" in reasons[2]
+    assert "only" not in reasons[3] and "agree" in reasons[3]
+    titles = [a.get_title() for a in issues.plot(n_images=4).axes_]
+    assert titles[0].endswith("flagged by: belief")
+    assert titles[1].endswith("flagged by: neighbours")
+    assert titles[2].endswith("flagged by: belief + neighbours")
+    assert "flagged" not in titles[3]
+    # without neighbour agreement only the model can flag an image
+    alone = LabelIssues(items=items[:2], given=["a", "b"], believed=["a", "a"], p_given=[0.7, 0.4])
+    assert [alone.flagged_by(i) for i in range(2)] == [[], ["model"]]
+    assert "nearest" not in alone.reason(1)
+    nobody = LabelIssues(items=items[:1], given=["a"], believed=["b"], p_given=[0.1], agreement=[0])
+    assert nobody.reason(0).endswith("and none of its nearest images carry that label")
+
+
 def test_label_issues_without_x_needs_a_cross_fitted_fit(tree):
     clf = tiny(cv=None).fit(tree)
     with pytest.raises(InvalidParameterError, match="label_issues"):

@@ -40,7 +40,7 @@ class LabelIssues:
         Share of the image's nearest other images that carry its label (None: not known).
     suspect : numpy.ndarray of bool
         Whether the model believes the other label (``p_given < 0.5``) or most
-        neighbours carry it (``agreement < 0.5``).
+        neighbours carry it (``agreement < 0.5``); :meth:`flagged_by` says which.
     """
 
     items: list
@@ -90,26 +90,37 @@ class LabelIssues:
     def __len__(self) -> int:
         return len(self.items)
 
+    def flagged_by(self, i: int) -> list[str]:
+        """Which signals make image ``i`` suspect: ``"model"`` (the held-out heads believe
+        the other label), ``"neighbours"`` (most of its nearest images carry the other
+        label), both, or none (an empty list: listed only for its rank)."""
+        flags = ["model"] if self.p_given[i] < 0.5 else []
+        if self.agreement is not None and self.agreement[i] < 0.5:
+            flags.append("neighbours")
+        return flags
+
     def reason(self, i: int) -> str:
-        """Why image ``i`` is listed, in words."""
-        p = self.p_given[i]
-        near = (
-            ""
-            if self.agreement is None
-            else f"; {self.agreement[i]:.0%} of its nearest images carry that label"
-        )
-        if not self.suspect[i]:
-            return f"given {self.given[i]!r}, which the model agrees with ({p:.2f}){near}"
-        if p >= 0.5:
-            return f"given {self.given[i]!r}, which held-out heads give {p:.2f}{near}"
-        return (
-            f"given {self.given[i]!r}, but held-out heads give that {p:.2f} and believe "
-            f"{self.believed[i]!r} ({1 - p:.2f}){near}"
-        )
+        """Why image ``i`` is listed, in words, naming the signal that flagged it."""
+        p, given, flags = self.p_given[i], self.given[i], self.flagged_by(i)
+        if "model" in flags:
+            said = (
+                f"given {given!r}, but held-out heads give that {p:.2f} and believe "
+                f"{self.believed[i]!r} ({1 - p:.2f})"
+            )
+        else:
+            said = f"given {given!r}, which held-out heads agree with ({p:.2f})"
+        if self.agreement is None:
+            return said
+        share = f"{self.agreement[i]:.0%} of its nearest images carry that label"
+        if "neighbours" in flags:
+            share = "none" + share[share.index(" of") :] if self.agreement[i] == 0 else share
+            only = "" if self.agreement[i] == 0 else "only "
+            return f"{said}, {'and' if 'model' in flags else 'but'} {only}{share}"
+        return f"{said}; {share}"
 
     def to_list(self) -> list[dict]:
         """One dict per image: ``item`` (a path, or the in-memory image's rank), ``given``,
-        ``believed``, ``p_given``, ``agreement``, ``suspect`` and ``reason``."""
+        ``believed``, ``p_given``, ``agreement``, ``suspect``, ``flagged_by`` and ``reason``."""
         return [
             {
                 "item": os.fspath(it) if isinstance(it, (str, os.PathLike)) else f"#{i}",
@@ -118,6 +129,7 @@ class LabelIssues:
                 "p_given": float(self.p_given[i]),
                 "agreement": None if self.agreement is None else float(self.agreement[i]),
                 "suspect": bool(self.suspect[i]),
+                "flagged_by": self.flagged_by(i),
                 "reason": self.reason(i),
             }
             for i, it in enumerate(self.items)

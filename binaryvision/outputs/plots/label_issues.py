@@ -12,12 +12,16 @@ from ...exceptions import InvalidParameterError
 
 __all__ = ["LabelIssuesDisplay"]
 
+_FLAG_WORDS = {"model": "belief", "neighbours": "neighbours"}
+
 
 class LabelIssuesDisplay:
     """A grid of the images a :class:`~binaryvision.outputs.label_issues.LabelIssues` ranks first.
 
     Each image is titled with its given label, the model's out-of-fold belief and the
-    share of its nearest images that carry its label; red titles are the suspect ones.
+    share of its nearest images that carry its label. Red titles are the suspect ones,
+    with a last line that names what flagged them: the model's belief, the neighbours,
+    or both (:meth:`~binaryvision.outputs.label_issues.LabelIssues.flagged_by`).
 
     Parameters
     ----------
@@ -41,13 +45,14 @@ class LabelIssuesDisplay:
         cols = min(n, 6)
         rows = math.ceil(n / cols)
         if ax is None:
-            root = figure = Figure(figsize=(2.5 * cols, 2.9 * rows + 0.6), layout="constrained")
+            root = figure = Figure(figsize=(2.5 * cols, 3.1 * rows + 0.8), layout="constrained")
         else:
             figure = ax.figure
             root = figure.add_subfigure(ax.get_subplotspec())
             ax.remove()
         root.suptitle(
-            "Suspected label errors: given label, out-of-fold belief, neighbour agreement",
+            "Suspected label errors: given label, out-of-fold belief, neighbour agreement"
+            "\n(red: flagged by the belief, by the neighbours, or by both)",
             fontsize="large",
         )
         axes = list(np.atleast_1d(root.subplots(rows, cols)).ravel())
@@ -58,12 +63,17 @@ class LabelIssuesDisplay:
             image = load_image(issues.items[i])
             image.thumbnail((192, 192))
             a.imshow(np.asarray(image))
-            near = (
-                "" if issues.agreement is None else f"\nneighbours agree: {issues.agreement[i]:.0%}"
-            )
+            lines = [
+                f"given: {issues.given[i]}",
+                f"belief: {issues.believed[i]} {max(issues.p_given[i], 1 - issues.p_given[i]):.2f}",
+            ]
+            if issues.agreement is not None:
+                lines.append(f"neighbours agree: {issues.agreement[i]:.0%}")
+            flags = issues.flagged_by(i)
+            if flags:
+                lines.append("flagged by: " + " + ".join(_FLAG_WORDS[f] for f in flags))
             a.set_title(
-                f"given: {issues.given[i]}\nbelief: {issues.believed[i]} "
-                f"{max(issues.p_given[i], 1 - issues.p_given[i]):.2f}{near}",
+                "\n".join(lines),
                 fontsize="small",
                 color="tab:red" if issues.suspect[i] else "tab:green",
             )
