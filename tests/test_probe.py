@@ -59,6 +59,20 @@ def test_the_strength_search_finds_the_grid_minimum_and_evidence_is_out_of_fold(
     assert np.mean(np.logaddexp(0, full) - y * full) < losses[probe.strength]
 
 
+def test_the_final_head_has_the_fold_heads_penalty_per_image():
+    # C multiplies a sum of losses: on all 150 images the folds' C (fit on 120 each) would
+    # regularize each image less and give larger logits than the ones that calibrate it
+    X, y = _data(150, 60, seed=4)
+    probe = cross_fit_probe(X, y, fold_indices(y, 5, seed=0))
+    full = X @ probe.weight + probe.bias
+    scaled = make_pipeline(
+        StandardScaler(), LogisticRegression(C=probe.strength * 120 / 150, tol=1e-8, max_iter=5000)
+    ).fit(X, y)
+    np.testing.assert_allclose(full, scaled.decision_function(X), atol=2e-3)
+    w, b = fit_probe(X, y, probe.strength)  # the folds' C on every image: a different head
+    assert np.abs(X @ w + b).mean() > np.abs(full).mean() + 0.01
+
+
 def test_set_head_writes_the_solution_into_the_linear_layer():
     X, y = _data(40, 8, seed=3)
     probe = cross_fit_probe(X, y, fold_indices(y, 4, 0))
