@@ -22,7 +22,7 @@ from torch import nn
 
 from .backbones import Backbone, ModuleBackbone, create_backbone
 from .data.bad_images import scan_reasons
-from .decisions import CALIBRATION_METHODS, check_threshold_rule
+from .decisions import CALIBRATION_CHOICES, check_threshold_rule
 from .exceptions import InvalidParameterError
 from .features.cache import shared_cache
 from .features.extract import FeatureExtractor, make_extractor
@@ -82,8 +82,8 @@ class _ParamMethods:
         if self.on_bad_image not in ("skip", "raise"):
             fail("on_bad_image", "'skip' or 'raise'")
         check_threshold_rule(self.threshold, f"{type(self).__name__}(threshold=...)")
-        if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
-            fail("calibration", f"one of {CALIBRATION_METHODS} or None")
+        if self.calibration is not None and self.calibration not in CALIBRATION_CHOICES:
+            fail("calibration", f"one of {CALIBRATION_CHOICES} or None")
         if self.class_weight is not None and self.class_weight != "balanced":
             weights = self.class_weight
             if not (

@@ -110,12 +110,12 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         ``{"fp_cost": 1, "fn_cost": 5}`` (minimise the total cost of mistakes). When a
         target cannot be reached a :class:`~binaryvision.BinaryVisionWarning` says so and
         ``threshold_choice_.message`` explains. See :mod:`binaryvision.decisions.thresholds`.
-    calibration : {"temperature", "platt", "isotonic"} or None, default="temperature"
+    calibration : {"auto", "temperature", "platt", "isotonic"} or None, default="auto"
         How held-out evidence (see ``cv``) calibrates the probabilities after training (see
-        :mod:`binaryvision.decisions.calibration`): one temperature (safe default), Platt scaling
-        (also corrects a shifted base rate) or isotonic regression (needs hundreds of
-        held-out images). ``None`` keeps the raw sigmoid. With ``cv=None`` and
-        ``valid_size=0`` nothing is calibrated.
+        :mod:`binaryvision.decisions.calibration`): ``"auto"`` fits one temperature when its
+        cross-validation over that evidence lowers the log loss, else keeps the raw sigmoid;
+        a temperature always, Platt scaling (also corrects a shifted base rate) or isotonic
+        regression (needs hundreds of held-out images). ``None`` keeps the raw sigmoid.
     positive_class : label, optional
         The class whose probability the threshold, precision, recall and the logit refer
         to; default ``classes_[1]`` (the second in sorted order). ``predict_proba``
@@ -226,7 +226,7 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         time_budget: float | str | None = "auto",
         cv: int | None = 5,
         threshold: float | str | dict = 0.5,
-        calibration: str | None = "temperature",
+        calibration: str | None = "auto",
         positive_class: Any = None,
         class_weight: str | dict | None = None,
         on_bad_image: str = "skip",
@@ -340,14 +340,13 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
     def _fit_decisions(self, fitted: Any) -> None:
         """Calibrator, threshold and conformal scores from held-out logits: out of fold
         when cross-fitted, else the validation images'."""
-        z = y = None
-        self._label_evidence = None
-        if fitted.cross_fit is not None:
-            z, y = fitted.cross_fit.logits, self._targets(fitted.evidence.labels)
+        z = y = folds = self._label_evidence = None
+        if (cross := fitted.cross_fit) is not None:
+            z, y, folds = cross.logits, self._targets(fitted.evidence.labels), cross.folds
             self._label_evidence = (fitted.evidence, z, fitted.agreement)
         elif fitted.valid is not None:
             z, y = self._raw_logits(fitted.valid.items)[0], self._targets(fitted.valid.labels)
-        decisions = fit_decisions(z, y, self.calibration, self.threshold)
+        decisions = fit_decisions(z, y, self.calibration, self.threshold, folds, self._seed())
         self.calibrator_ = decisions.calibrator
         self.calibration_report_ = decisions.calibration_report
         self.conformal_scores_ = decisions.conformal_scores

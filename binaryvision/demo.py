@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   validation accuracy {report.accuracy:.3f}, ROC-AUC {report.roc_auc:.3f}")
     calibration = clf.calibration_report_
     print(
-        f"   calibrated on {calibration['n_images']} held-out images: temperature "
-        f"{clf.calibrator_.params_['temperature']:.2f}, ECE {calibration['ece_before']:.3f} -> "
+        f"   calibration from {calibration['n_images']} out-of-fold logits: "
+        f"{calibration['note']}; ECE {calibration['ece_before']:.3f} -> "
         f"{calibration['ece_after']:.3f}"
     )
 

@@ -20,10 +20,12 @@ from hypothesis import strategies as st
 from binaryvision.decisions.calibration import (
     CALIBRATION_METHODS,
     Calibrator,
+    cross_validate,
     make_calibrator,
     sigmoid,
 )
 from binaryvision.decisions.conformal import conformal_quantile, conformal_scores, prediction_sets
+from binaryvision.decisions.held_out import fit_decisions
 from binaryvision.exceptions import InvalidParameterError, ModelFileError
 
 
@@ -312,3 +314,53 @@ def test_separable_validation_set_cannot_push_temperature_to_zero():
     t = Calibrator("temperature").fit(z, y).params_["temperature"]
     assert t == pytest.approx(0.25, rel=1e-3)
     assert nll(z, y, 0.1) < nll(z, y, t)  # the unbounded optimum would be sharper still
+
+
+# ---------------------------------------------------------------------- calibration="auto"
+def test_cross_validate_equals_a_brute_force_temperature_per_fold():
+    s, y = logistic_data(300, 1.0, 0.0, seed=3)
+    z, folds = 2.0 * s, np.arange(300) % 4  # over-confident by 2x
+    grid = np.exp(np.linspace(np.log(0.25), np.log(20.0), 4001))
+    p = np.empty(300)
+    for k in range(4):
+        fit, held = folds != k, folds == k
+        t = grid[np.argmin([nll(z[fit], y[fit], t) for t in grid])]
+        p[held] = expit(z[held] / t)
+    log_loss = lambda q: -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))  # noqa: E731
+    check = cross_validate("temperature", z, y, folds)
+    assert check["n_folds"] == 4
+    assert check["cv_log_loss_raw"] == pytest.approx(log_loss(expit(z)), abs=1e-5)
+    assert check["cv_log_loss_calibrated"] == pytest.approx(log_loss(p), abs=2e-4)
+
+
+def test_auto_fits_the_temperature_that_over_confident_logits_need():
+    s, y = logistic_data(2000, 1.0, 0.0, seed=4)
+    decisions = fit_decisions(3.0 * s, y, "auto", 0.5)
+    report = decisions.calibration_report
+    assert report["method"] == "temperature" and report["asked"] == "auto"
+    assert decisions.calibrator.params_["temperature"] == pytest.approx(3.0, rel=0.1)
+    assert report["cv_log_loss_calibrated"] < report["cv_log_loss_raw"] - 0.05
+    assert report["note"].startswith("temperature ")
+
+
+def test_auto_keeps_the_raw_sigmoid_where_a_temperature_would_sharpen_a_mistake():
+    """Twenty clear images and one confidently wrong: the temperature fitted on all of them
+    sharpens (T < 1), and on the fold that holds the mistake out it sharpens that mistake
+    into a large loss. Cross-validation sees it; the raw sigmoid is kept."""
+    z = np.array([2.0] * 10 + [-2.0] * 10 + [-2.0])
+    y = np.array([1] * 10 + [0] * 10 + [1])
+    folds = np.arange(21) % 5
+    assert Calibrator("temperature").fit(z, y).params_["temperature"] < 1.0
+    decisions = fit_decisions(z, y, "auto", 0.5, folds)
+    report = decisions.calibration_report
+    assert decisions.calibrator is None and report["method"] is None
+    assert report["cv_log_loss_calibrated"] > report["cv_log_loss_raw"]
+    assert report["note"].startswith("raw sigmoid")
+    np.testing.assert_allclose(decisions.probabilities(z), expit(z))
+    assert report["ece_after"] == report["ece_before"]
+
+
+def test_auto_with_a_single_image_of_a_class_keeps_the_raw_sigmoid():
+    decisions = fit_decisions(np.array([-1.0, -2.0, 0.5, 3.0]), np.array([0, 0, 0, 1]), "auto", 0.5)
+    assert decisions.calibrator is None
+    assert "too few images" in decisions.calibration_report["note"]

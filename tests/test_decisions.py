@@ -49,11 +49,11 @@ def noisy_tree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fitted_noisy(noisy_tree):
-    return tiny().fit(noisy_tree), noisy_tree
+    return tiny(calibration="temperature").fit(noisy_tree), noisy_tree
 
 
 # ---------------------------------------------------------------------- calibration
-def test_default_fit_calibrates_with_a_temperature_on_out_of_fold_logits(fitted_noisy):
+def test_a_temperature_is_fitted_on_out_of_fold_logits(fitted_noisy):
     clf, root = fitted_noisy
     assert isinstance(clf.calibrator_, Calibrator) and clf.calibrator_.method == "temperature"
     logits = clf.decision_function(root / "valid")
@@ -66,8 +66,28 @@ def test_default_fit_calibrates_with_a_temperature_on_out_of_fold_logits(fitted_
     assert len(clf.conformal_scores_) == clf.n_train_
 
 
+def test_the_default_calibration_is_a_temperature_only_where_cross_validation_favours_it(
+    noisy_tree,
+):
+    clf = tiny().fit(noisy_tree)
+    assert clf.get_params()["calibration"] == "auto"
+    report = clf.calibration_report_
+    assert report["asked"] == "auto" and report["n_folds"] == 5
+    data, oof, _ = clf._label_evidence
+    y = (data.labels == clf.positive_class_).astype(int)
+    # the raw figure of the check is the log loss of the out-of-fold logits themselves
+    raw = -np.mean(y * np.log(sigmoid(oof)) + (1 - y) * np.log(1 - sigmoid(oof)))
+    assert report["cv_log_loss_raw"] == pytest.approx(raw, abs=1e-5)
+    helped = report["cv_log_loss_calibrated"] < report["cv_log_loss_raw"]
+    assert (clf.calibrator_ is not None) == helped
+    assert report["method"] == ("temperature" if helped else None)
+    logits = clf.decision_function(noisy_tree / "valid")
+    expected = clf.calibrator_.transform(logits) if helped else sigmoid(logits)
+    np.testing.assert_allclose(clf.predict_proba(noisy_tree / "valid")[:, 1], expected)
+
+
 def test_calibration_on_the_validation_images_with_cv_none(noisy_tree):
-    clf, root = tiny(cv=None).fit(noisy_tree), noisy_tree
+    clf, root = tiny(cv=None, calibration="temperature").fit(noisy_tree), noisy_tree
     logits = clf.decision_function(root / "valid")
     proba = clf.predict_proba(root / "valid")
     report = clf.calibration_report_
@@ -107,7 +127,7 @@ def test_no_validation_and_no_cross_fitting_means_no_calibration_and_no_sets(cla
 
 
 def test_cross_fitting_calibrates_and_tunes_without_validation_images(class_tree):
-    clf = tiny(valid_size=0, threshold="f1").fit(class_tree)
+    clf = tiny(valid_size=0, threshold="f1", calibration="temperature").fit(class_tree)
     assert clf.n_valid_ == 0 and clf.calibrator_ is not None
     assert clf.calibration_report_["n_images"] == clf.n_train_ == 24
     # the threshold is the rule's choice on the calibrated out-of-fold probabilities

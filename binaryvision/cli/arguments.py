@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..decisions import CALIBRATION_METHODS, check_threshold_rule
+from ..decisions import CALIBRATION_CHOICES, check_threshold_rule
 from ..exceptions import InvalidParameterError
 from .commands import _cmd_evaluate, _cmd_fit, _cmd_info, _cmd_lr_find, _cmd_plot, _cmd_predict
 
@@ -117,8 +117,8 @@ def _threshold(text: str) -> Any:
 def _calibration(text: str) -> str | None:
     if text == "none":
         return None
-    if text not in CALIBRATION_METHODS:
-        choices = ", ".join([*CALIBRATION_METHODS, "none"])
+    if text not in CALIBRATION_CHOICES:
+        choices = ", ".join([*CALIBRATION_CHOICES, "none"])
         raise argparse.ArgumentTypeError(f"must be one of {choices}, got {text!r}")
     return text
 
@@ -223,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--calibration",
         type=_calibration,
-        default="temperature",
-        help=f"{', '.join(CALIBRATION_METHODS)} or none (default: temperature)",
+        default="auto",
+        help=f"{', '.join(CALIBRATION_CHOICES)} or none (default: auto, a temperature when "
+        "cross-validation says it helps)",
     )
     fit.add_argument(
         "--valid-size",

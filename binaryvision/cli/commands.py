@@ -190,10 +190,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     rule = "" if choice is None else f" ({choice.message})"
     print(f"threshold       {clf.threshold_:.4f} for {clf.positive_class_}{rule}")
     report = clf.calibration_report_
-    if report is not None and report["method"] is not None:
+    if report is not None and (report["method"] is not None or "note" in report):
+        how = report.get("note", report["method"])
         print(
-            f"calibration     {report['method']}: ECE {report['ece_before']:.4f} -> "
-            f"{report['ece_after']:.4f} on the validation images"
+            f"calibration     {how}: ECE {report['ece_before']:.4f} -> "
+            f"{report['ece_after']:.4f} on {report['n_images']} held-out images"
         )
     skipped = clf.fit_report_.get("skipped", [])
     print(f"skipped         {len(skipped)} unreadable file{'s' * (len(skipped) != 1)}")

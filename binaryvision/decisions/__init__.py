@@ -8,7 +8,7 @@ Owns: :mod:`~binaryvision.decisions.calibration` (temperature, Platt, isotonic),
 May import: :mod:`binaryvision.exceptions` only: decisions work on numbers, not images.
 """
 
-from .calibration import CALIBRATION_METHODS, Calibrator, sigmoid
+from .calibration import CALIBRATION_CHOICES, CALIBRATION_METHODS, Calibrator, sigmoid
 from .conformal import conformal_quantile, conformal_scores, prediction_sets
 from .metrics import brier_score, expected_calibration_error
 from .thresholds import (
@@ -20,6 +20,7 @@ from .thresholds import (
 )
 
 __all__ = [
+    "CALIBRATION_CHOICES",
     "CALIBRATION_METHODS",
     "NEVER_POSITIVE",
     "THRESHOLD_RULES",
