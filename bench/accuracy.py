@@ -91,6 +91,7 @@ def run(data: Path, layout: str, seed: int, time_budget: str) -> dict:
         "log_loss_uncalibrated_ci95": None if raw is None else _interval(y, raw, rng),
         "seconds": round(seconds, 1),
         "kept": clf.selection_["kept"] if clf.selection_ else None,
+        "calibration": clf.calibration_report_.get("note", clf.calibration_report_["method"]),
     }
 
 

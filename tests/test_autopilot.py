@@ -91,17 +91,36 @@ def torch_equal(a, b) -> bool:
     return bool((a == b).all())
 
 
-def test_the_choice_never_looks_at_the_validation_images(tree):
-    clf = tiny(time_budget="auto").fit(tree)
-    # the same training images with the validation labels swapped: the same evidence
+def swap_validation_labels(tree) -> None:
     for name in ("a", "b"):
         (tree / "valid" / name).rename(tree / "valid" / f"{name}_tmp")
     (tree / "valid" / "a_tmp").rename(tree / "valid" / "b")
     (tree / "valid" / "b_tmp").rename(tree / "valid" / "a")
+
+
+def test_the_validation_images_only_early_stop_the_frozen_head(tree):
+    clf = tiny(time_budget="auto").fit(tree)
+    swap_validation_labels(tree)  # the same training images, nonsense validation labels
     swapped = tiny(time_budget="auto").fit(tree)
-    scores = [(c["name"], c.get("cv_log_loss")) for c in clf.selection_["candidates"]]
-    assert scores == [(c["name"], c.get("cv_log_loss")) for c in swapped.selection_["candidates"]]
-    assert clf.selection_["kept"] == swapped.selection_["kept"]
+    # the candidates after the frozen head are judged on train/ alone: the same evidence
+    scores = [(c["name"], c.get("cv_log_loss")) for c in clf.selection_["candidates"][1:]]
+    again = [(c["name"], c.get("cv_log_loss")) for c in swapped.selection_["candidates"][1:]]
+    assert scores == again and len(scores) == 2
+    assert clf.calibration_report_["n_images"] == swapped.calibration_report_["n_images"] == 40
+
+
+def test_the_folds_heads_stop_where_the_early_stopped_final_head_stopped(tree):
+    """Nonsense validation labels stop the final head after its first epoch; the fold
+    heads that give the out-of-fold logits must stop there too, or their logits (trained
+    for every epoch) are several times larger than the final head's that they calibrate."""
+    swap_validation_labels(tree)
+    clf = tiny(calibration=None).fit(tree)
+    losses = [e["valid_loss"] for e in clf.history_]
+    assert len(losses) < clf.epochs and int(np.argmin(losses)) == 0  # stopped, kept epoch 1
+    data, oof, _ = clf._label_evidence
+    final = clf.decision_function(data.items)
+    ratio = np.abs(oof).mean() / np.abs(final).mean()
+    assert 0.4 < ratio < 2.0  # all 10 epochs: 3.0
 
 
 # ------------------------------------------------------------------ label issues

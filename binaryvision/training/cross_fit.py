@@ -81,8 +81,15 @@ def cross_fit_logits(
     seed: int,
     pos_weight: float | None = None,
     n_folds: int = 5,
+    epochs: int | None = None,
 ) -> CrossFit | None:
     """Out-of-fold logits of a head trained as ``params`` says on the features in ``views``.
+
+    ``epochs``: the epoch whose weights the final head kept (early stopping's best); each
+    fold's head stops there too, on the same one-cycle schedule, so that its logits have
+    the scale of the final head's. Before, the fold heads ran every epoch, while an
+    early-stopped final head (a small ``valid_size`` split can stop it after an epoch or
+    two) gave much smaller logits than the out-of-fold ones that calibrate it.
 
     ``views`` holds one ``(n, F)`` feature tensor per view of the same images (the first is
     the plain view); each fold's head trains on every view of its training images and its
@@ -103,7 +110,7 @@ def cross_fit_logits(
             y_fit = y[fit_idx_t].repeat(len(views))
             phases.fit_head(
                 params, model, f_fit, y_fit, None, None, lr, quiet, History(),
-                seed + k, pos_weight,
+                seed + k, pos_weight, stop_after=epochs,
             )  # fmt: skip
         distributed.broadcast_module(model.head)  # the same folds' heads on every process
         head = _Head(model.head).eval()

@@ -150,7 +150,7 @@ def fit_model(
                 lr = phases.head_range_test(clf, model, f_train, y_train, trainer, seed).suggestion
             if checkpoint is not None:
                 checkpoint.extra["lr"] = float(lr)
-            phases.fit_head(
+            kept_epoch = phases.fit_head(
                 clf, model, f_train, y_train, f_valid, y_valid, float(lr), trainer, history,
                 seed, pos_weight, checkpoint,
             )  # fmt: skip
@@ -166,7 +166,7 @@ def fit_model(
             y_fit = torch.cat([y_train, y_valid]) if carved else y_train
             if cross_fits:
                 cross_fit = cross_fit_logits(
-                    clf, [f_fit], y_fit, float(lr), trainer, seed, pos_weight, clf.cv
+                    clf, [f_fit], y_fit, float(lr), trainer, seed, pos_weight, clf.cv, kept_epoch
                 )
             if clf.fine_tune_epochs == 0:
                 selection, multi, probe, f_fit = autopilot.try_candidates(

@@ -21,7 +21,7 @@ from ..data import ImageDataset, ImageSet
 from ..exceptions import InvalidParameterError
 from ..transforms import AUGMENT_PRESETS, Transforms
 from ..transforms import on_device as device_data
-from .callbacks import EarlyStopping, History
+from .callbacks import Callback, EarlyStopping, History
 from .checkpoint import Checkpointer
 from .lr_finder import LRFindResult, lr_range_test
 from .model import BinaryModel, _Head
@@ -77,6 +77,17 @@ def _phase_callbacks(params, history: History, valid_loader: Any) -> list:
     return [history]
 
 
+class _StopAfter(Callback):
+    """Ends training after epoch ``n`` (of a schedule planned for more)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_epoch_end(self, trainer: Any, state: Any) -> None:  # noqa: D102
+        if state.epoch >= self.n:
+            state.stop_training = True
+
+
 def fit_head(
     params,
     model: BinaryModel,
@@ -91,15 +102,25 @@ def fit_head(
     pos_weight: float | None = None,
     checkpoint: Checkpointer | None = None,
     phase: str = "head",
-) -> None:
-    """Train ``model.head`` on cached features for ``params.epochs`` (one-cycle AdamW)."""
+    stop_after: int | None = None,
+) -> int:
+    """Train ``model.head`` on cached features for ``params.epochs`` (one-cycle AdamW).
+
+    With ``stop_after``, training ends after that epoch, the schedule still planned for
+    ``params.epochs`` (so a cross-fitting fold's head is trained as far as the final head
+    was, see :func:`~binaryvision.training.cross_fit.cross_fit_logits`). Returns the
+    epoch whose weights the head ends with (early stopping's best epoch, else the last).
+    """
     head = _Head(model.head)
     train_loader, valid_loader = _head_loaders(params, f_train, y_train, f_valid, y_valid, seed)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=params.epochs * len(train_loader)
     )
-    trainer.fit(
+    callbacks = _phase_callbacks(params, history, valid_loader)
+    if stop_after is not None:
+        callbacks.append(_StopAfter(stop_after))
+    state = trainer.fit(
         head,
         train_loader,
         valid_loader,
@@ -108,9 +129,10 @@ def fit_head(
         params.epochs,
         loss(trainer, pos_weight),
         phase=phase,
-        callbacks=_phase_callbacks(params, history, valid_loader),
+        callbacks=callbacks,
         checkpoint=checkpoint,
     )
+    return int(state.logs.get("best_epoch") or state.epoch)
 
 
 def head_range_test(params, model, f_train, y_train, trainer, seed, **sweep) -> LRFindResult:
