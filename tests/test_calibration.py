@@ -364,3 +364,9 @@ def test_auto_with_a_single_image_of_a_class_keeps_the_raw_sigmoid():
     decisions = fit_decisions(np.array([-1.0, -2.0, 0.5, 3.0]), np.array([0, 0, 0, 1]), "auto", 0.5)
     assert decisions.calibrator is None
     assert "too few images" in decisions.calibration_report["note"]
+
+
+def test_auto_with_held_out_images_of_one_class_says_so():
+    decisions = fit_decisions(np.array([-1.0, -2.0, 0.5]), np.array([0, 0, 0]), "auto", 0.5)
+    assert decisions.calibrator is None and decisions.calibration_report["method"] is None
+    assert "one class" in decisions.calibration_report["note"]

@@ -1,8 +1,9 @@
 """Probability calibration: temperature, Platt or isotonic, fitted on held-out logits.
 
 A network's sigmoid output is a score, not a frequency: "0.9" is rarely right nine
-times in ten. :class:`~binaryvision.ImageBinaryClassifier` fits a calibrator on the
-held-out validation logits after training, and keeps those images' scores for
+times in ten. :class:`~binaryvision.ImageBinaryClassifier` fits a calibrator on
+held-out logits after training (out of fold when cross-fitted, else the validation
+images'), and keeps those images' scores for
 conformal prediction sets (:mod:`~binaryvision.decisions.conformal`). Which calibrator,
 in plain words:
 

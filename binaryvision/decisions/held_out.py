@@ -40,6 +40,7 @@ class Decisions:
 
 #: folds of the check that ``calibration="auto"`` makes
 AUTO_FOLDS = 5
+_ONE_CLASS = {"note": "raw sigmoid: the held-out images are of one class only"}
 
 
 def _held_out_folds(y: np.ndarray, folds: Any, seed: int) -> np.ndarray | None:
@@ -113,10 +114,10 @@ def fit_decisions(
     if logits is None:
         return Decisions(threshold=fixed)
     y = np.asarray(y).astype(int)
-    calibrator, check = None, {}
-    if calibration == "auto" and len(np.unique(y)) == 2:
-        calibrator, check = _auto(logits, y, folds, seed)
-    elif calibration is not None and len(np.unique(y)) == 2:
+    calibrator, check, both = None, {}, len(np.unique(y)) == 2
+    if calibration == "auto":
+        calibrator, check = _auto(logits, y, folds, seed) if both else (None, _ONE_CLASS)
+    elif calibration is not None and both:
         calibrator = Calibrator(calibration).fit(logits, y)
     decisions = Decisions(threshold=fixed, calibrator=calibrator)
     raw, p = sigmoid(logits), decisions.probabilities(logits)
