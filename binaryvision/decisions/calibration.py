@@ -16,10 +16,10 @@ in plain words:
 ``"temperature"``
     One number ``T``: ``p = sigmoid(logit / T)``. Fixes over- and under-confidence
     without ever changing which side of 0.5 an image falls on, and hardly overfits a
-    small validation set. The right choice almost always (Guo et al., 2017). ``T`` is
-    kept within ``[0.25, 20]``: validation images that are all classified correctly
-    would otherwise drive ``T`` towards 0 and every probability to 0 or 1, which new
-    images do not deserve.
+    small validation set. The right calibrator almost always, where one is needed (Guo
+    et al., 2017). ``T`` is kept within ``[0.25, 20]``: validation images that are all
+    classified correctly would otherwise drive ``T`` towards 0 and every probability to
+    0 or 1, which new images do not deserve.
 ``"platt"``
     Two numbers: ``p = sigmoid(a * logit + b)`` (:class:`sklearn.linear_model.LogisticRegression`).
     Also corrects a shifted base rate, for instance after training with
