@@ -113,7 +113,7 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
     calibration : {"auto", "temperature", "platt", "isotonic"} or None, default="auto"
         How held-out evidence (see ``cv``) calibrates the probabilities after training (see
         :mod:`binaryvision.decisions.calibration`): ``"auto"`` fits one temperature when its
-        cross-validation over that evidence lowers the log loss, else keeps the raw sigmoid;
+        cross-validation over that evidence lowers the Brier score, else keeps the raw sigmoid;
         a temperature always, Platt scaling (also corrects a shifted base rate) or isotonic
         regression (needs hundreds of held-out images). ``None`` keeps the raw sigmoid.
     positive_class : label, optional

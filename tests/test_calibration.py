@@ -331,6 +331,8 @@ def test_cross_validate_equals_a_brute_force_temperature_per_fold():
     assert check["n_folds"] == 4
     assert check["cv_log_loss_raw"] == pytest.approx(log_loss(expit(z)), abs=1e-5)
     assert check["cv_log_loss_calibrated"] == pytest.approx(log_loss(p), abs=2e-4)
+    assert check["cv_brier_raw"] == pytest.approx(np.mean((expit(z) - y) ** 2), abs=1e-5)
+    assert check["cv_brier_calibrated"] == pytest.approx(np.mean((p - y) ** 2), abs=2e-4)
 
 
 def test_auto_fits_the_temperature_that_over_confident_logits_need():
@@ -339,22 +341,24 @@ def test_auto_fits_the_temperature_that_over_confident_logits_need():
     report = decisions.calibration_report
     assert report["method"] == "temperature" and report["asked"] == "auto"
     assert decisions.calibrator.params_["temperature"] == pytest.approx(3.0, rel=0.1)
+    assert report["cv_brier_calibrated"] < report["cv_brier_raw"] - 0.01
     assert report["cv_log_loss_calibrated"] < report["cv_log_loss_raw"] - 0.05
     assert report["note"].startswith("temperature ")
 
 
 def test_auto_keeps_the_raw_sigmoid_where_a_temperature_would_sharpen_a_mistake():
-    """Twenty clear images and one confidently wrong: the temperature fitted on all of them
-    sharpens (T < 1), and on the fold that holds the mistake out it sharpens that mistake
-    into a large loss. Cross-validation sees it; the raw sigmoid is kept."""
-    z = np.array([2.0] * 10 + [-2.0] * 10 + [-2.0])
+    """Twenty clear images and one the model leans against: the temperature fitted on all
+    of them sharpens (T about 0.5), and on the fold that holds the mistake out it is
+    sharper still (nothing there to stop it) and turns that mistake into a confident
+    one. Cross-validation sees it; the raw sigmoid is kept."""
+    z = np.array([2.0] * 10 + [-2.0] * 10 + [-1.0])
     y = np.array([1] * 10 + [0] * 10 + [1])
     folds = np.arange(21) % 5
-    assert Calibrator("temperature").fit(z, y).params_["temperature"] < 1.0
+    assert Calibrator("temperature").fit(z, y).params_["temperature"] < 0.6
     decisions = fit_decisions(z, y, "auto", 0.5, folds)
     report = decisions.calibration_report
     assert decisions.calibrator is None and report["method"] is None
-    assert report["cv_log_loss_calibrated"] > report["cv_log_loss_raw"]
+    assert report["cv_brier_calibrated"] > report["cv_brier_raw"]
     assert report["note"].startswith("raw sigmoid")
     np.testing.assert_allclose(decisions.probabilities(z), expit(z))
     assert report["ece_after"] == report["ece_before"]

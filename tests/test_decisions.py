@@ -78,7 +78,8 @@ def test_the_default_calibration_is_a_temperature_only_where_cross_validation_fa
     # the raw figure of the check is the log loss of the out-of-fold logits themselves
     raw = -np.mean(y * np.log(sigmoid(oof)) + (1 - y) * np.log(1 - sigmoid(oof)))
     assert report["cv_log_loss_raw"] == pytest.approx(raw, abs=1e-5)
-    helped = report["cv_log_loss_calibrated"] < report["cv_log_loss_raw"]
+    assert report["cv_brier_raw"] == pytest.approx(np.mean((sigmoid(oof) - y) ** 2), abs=1e-5)
+    helped = report["cv_brier_calibrated"] < report["cv_brier_raw"]
     assert (clf.calibrator_ is not None) == helped
     assert report["method"] == ("temperature" if helped else None)
     logits = clf.decision_function(noisy_tree / "valid")

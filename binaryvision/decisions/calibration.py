@@ -9,7 +9,7 @@ in plain words:
 
 ``"auto"`` (the classifier's default)
     A temperature, kept only when a cross-validation of it over the held-out logits
-    (:func:`cross_validate`) says it lowers their log loss; otherwise the raw sigmoid.
+    (:func:`cross_validate`) says it lowers their Brier score; otherwise the raw sigmoid.
     Out-of-fold logits of a well-regularized head are often calibrated already, and a
     temperature fitted on a few dozen of them can sharpen new images' probabilities more
     than they deserve.
@@ -173,8 +173,9 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def cross_validate(method: str, logits: Any, y: Any, folds: Any) -> dict:
-    """Log loss of held-out logits, raw and calibrated by ``method``, the calibrator fitted
-    on the other folds each time (scikit-learn's ``cross_val_predict`` pattern).
+    """Brier score and log loss of held-out logits, raw and calibrated by ``method``, the
+    calibrator fitted on the other folds each time (scikit-learn's ``cross_val_predict``
+    pattern).
 
     Parameters
     ----------
@@ -188,8 +189,8 @@ def cross_validate(method: str, logits: Any, y: Any, folds: Any) -> dict:
     Returns
     -------
     dict
-        ``cv_log_loss_raw`` and ``cv_log_loss_calibrated`` (means over the ``n`` images)
-        and ``n_folds``.
+        ``cv_brier_raw``, ``cv_brier_calibrated``, ``cv_log_loss_raw`` and
+        ``cv_log_loss_calibrated`` (means over the ``n`` images) and ``n_folds``.
     """
     z = np.asarray(logits, dtype=float).ravel()
     y = np.asarray(y).astype(int).ravel()
@@ -199,6 +200,8 @@ def cross_validate(method: str, logits: Any, y: Any, folds: Any) -> dict:
         held = folds == k
         p[held] = Calibrator(method).fit(z[~held], y[~held]).transform(z[held])
     return {
+        "cv_brier_raw": round(float(np.mean((sigmoid(z) - y) ** 2)), 5),
+        "cv_brier_calibrated": round(float(np.mean((p - y) ** 2)), 5),
         "cv_log_loss_raw": round(_log_loss(y, sigmoid(z)), 5),
         "cv_log_loss_calibrated": round(_log_loss(y, p), 5),
         "n_folds": len(np.unique(folds)),

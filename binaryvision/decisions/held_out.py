@@ -62,19 +62,22 @@ def _held_out_folds(y: np.ndarray, folds: Any, seed: int) -> np.ndarray | None:
 
 def _auto(logits: np.ndarray, y: np.ndarray, folds: Any, seed: int) -> tuple[Any, dict]:
     """``calibration="auto"``: the temperature when its cross-validation over the held-out
-    logits lowers their log loss, else None; and what the check found.
+    logits lowers their Brier score, else None; and what the check found.
 
-    Why a check (``bench/calibration_draws.py``: hot dog's features, the L2 head, 20
-    random draws per size): a temperature fitted on the out-of-fold logits gave a higher
-    test log loss than the raw sigmoid in 10, 8, 7 and 11 of 20 draws at 25, 50, 150 and
-    400 images per class; with this check, in none, and its mean log loss was within
-    0.0004 of the temperature's at every size."""
+    Why a check, and why the Brier score (``bench/calibration_draws.py``, random draws of
+    hot-dog photos, figures in ``bench/RESULTS.md``): a temperature fitted on the L2
+    head's out-of-fold logits raised the test log loss over the raw sigmoid's in about
+    half the draws at every size, while the frozen head's logits (under-confident) needed
+    one nearly always. Judged by the cross-validated log loss, one sharpened mistake among
+    a few dozen held-out images could reject a temperature that new images needed; the
+    Brier score is proper too, but bounded, and its check kept the frozen head's
+    temperatures as often as they helped while rarely keeping the L2 head's."""
     fold_of = _held_out_folds(y, folds, seed)
     if fold_of is None:
         return None, {"note": "raw sigmoid: too few images of a class to check a temperature"}
     check = cross_validate(AUTO, logits, y, fold_of)
-    raw, calibrated = check["cv_log_loss_raw"], check["cv_log_loss_calibrated"]
-    figures = f"cross-validated log loss {raw:.4f} raw, {calibrated:.4f} with a {AUTO}"
+    raw, calibrated = check["cv_brier_raw"], check["cv_brier_calibrated"]
+    figures = f"cross-validated Brier score {raw:.4f} raw, {calibrated:.4f} with a {AUTO}"
     if calibrated < raw:
         calibrator = Calibrator(AUTO).fit(logits, y)
         t = calibrator.params_["temperature"]
@@ -99,8 +102,8 @@ def fit_decisions(
         None when there are none (then only a float ``threshold`` is kept).
     calibration : str or None
         A :data:`~binaryvision.decisions.calibration.CALIBRATION_METHODS` name, ``"auto"``
-        (a temperature when its cross-validation over ``logits`` lowers their log loss),
-        or None.
+        (a temperature when its cross-validation over ``logits`` lowers their Brier
+        score), or None.
     threshold : float, str or dict
         A threshold or a rule for :func:`~binaryvision.decisions.thresholds.choose_threshold`;
         a rule that cannot reach its target warns once.
