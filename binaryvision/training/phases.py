@@ -21,7 +21,7 @@ from ..data import ImageDataset, ImageSet
 from ..exceptions import InvalidParameterError
 from ..transforms import AUGMENT_PRESETS, Transforms
 from ..transforms import on_device as device_data
-from .callbacks import Callback, EarlyStopping, History
+from .callbacks import EarlyStopping, History
 from .checkpoint import Checkpointer
 from .lr_finder import LRFindResult, lr_range_test
 from .model import BinaryModel, _Head
@@ -77,17 +77,6 @@ def _phase_callbacks(params, history: History, valid_loader: Any) -> list:
     return [history]
 
 
-class _StopAfter(Callback):
-    """Ends training after epoch ``n`` (of a schedule planned for more)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def on_epoch_end(self, trainer: Any, state: Any) -> None:  # noqa: D102
-        if state.epoch >= self.n:
-            state.stop_training = True
-
-
 def fit_head(
     params,
     model: BinaryModel,
@@ -117,19 +106,16 @@ def fit_head(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=params.epochs * len(train_loader)
     )
-    callbacks = _phase_callbacks(params, history, valid_loader)
-    if stop_after is not None:
-        callbacks.append(_StopAfter(stop_after))
     state = trainer.fit(
         head,
         train_loader,
         valid_loader,
         optimizer,
         scheduler,
-        params.epochs,
+        params.epochs if stop_after is None else stop_after,  # one-cycle still over all
         loss(trainer, pos_weight),
         phase=phase,
-        callbacks=callbacks,
+        callbacks=_phase_callbacks(params, history, valid_loader),
         checkpoint=checkpoint,
     )
     return int(state.logs.get("best_epoch") or state.epoch)
