@@ -65,7 +65,7 @@ def l2_draw(X: np.ndarray, y: np.ndarray, per_class: int, seed: int) -> dict:
     drawn, test = draw(y, per_class, seed)
     probe = cross_fit_probe(X[drawn], y[drawn], fold_indices(y[drawn], 5, seed))
     z, z_test = probe.cross_fit.logits, X[test] @ probe.weight + probe.bias
-    auto = fit_decisions(z, y[drawn], "auto", 0.5, probe.cross_fit.folds, seed)
+    auto = fit_decisions(z, y[drawn], "auto", 0.5, probe.cross_fit.folds)
     probabilities = {
         "raw": sigmoid(z_test),
         "temperature": Calibrator("temperature").fit(z, y[drawn]).transform(z_test),
@@ -87,7 +87,7 @@ def frozen_draw(paths: np.ndarray, labels: np.ndarray, y, per_class: int, seed: 
     probabilities = {
         "raw": sigmoid(z_test),
         "temperature": Calibrator("temperature").fit(z, y_fit).transform(z_test),
-        "auto": clf.predict_proba(list(paths[test]))[:, 1],
+        "auto": sigmoid(z_test) if clf.calibrator_ is None else clf.calibrator_.transform(z_test),
     }
     return {**scores(y[test], probabilities), "kept": clf.calibrator_ is not None}
 

@@ -23,6 +23,7 @@ from .decisions.held_out import fit_decisions
 from .exceptions import InvalidParameterError
 from .outputs.export import export_model
 from .outputs.model_file import load_classifier, save_classifier
+from .training.cross_fit import fold_indices, fold_numbers
 from .training.fit import find_lr, fit_model
 from .training.lr_finder import SUGGESTERS, LRFindResult
 from .training.trainer import Trainer
@@ -338,15 +339,15 @@ class ImageBinaryClassifier(_PredictMethods, _ParamMethods, ClassifierMixin, Bas
         return self
 
     def _fit_decisions(self, fitted: Any) -> None:
-        """Calibrator, threshold and conformal scores from held-out logits: out of fold
-        when cross-fitted, else the validation images'."""
+        """Calibrator, threshold, conformal scores: from out-of-fold or validation logits."""
         z = y = folds = self._label_evidence = None
         if (cross := fitted.cross_fit) is not None:
             z, y, folds = cross.logits, self._targets(fitted.evidence.labels), cross.folds
             self._label_evidence = (fitted.evidence, z, fitted.agreement)
-        elif fitted.valid is not None:
+        elif fitted.valid is not None:  # cv=None: folds of the validation images for "auto"
             z, y = self._raw_logits(fitted.valid.items)[0], self._targets(fitted.valid.labels)
-        decisions = fit_decisions(z, y, self.calibration, self.threshold, folds, self._seed())
+            folds = fold_numbers(fold_indices(y, 5, self._seed()), len(y))
+        decisions = fit_decisions(z, y, self.calibration, self.threshold, folds)
         self.calibrator_ = decisions.calibrator
         self.calibration_report_ = decisions.calibration_report
         self.conformal_scores_ = decisions.conformal_scores

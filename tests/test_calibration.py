@@ -27,6 +27,7 @@ from binaryvision.decisions.calibration import (
 from binaryvision.decisions.conformal import conformal_quantile, conformal_scores, prediction_sets
 from binaryvision.decisions.held_out import fit_decisions
 from binaryvision.exceptions import InvalidParameterError, ModelFileError
+from binaryvision.training.cross_fit import fold_indices, fold_numbers
 
 
 def expit(z: np.ndarray) -> np.ndarray:
@@ -337,7 +338,7 @@ def test_cross_validate_equals_a_brute_force_temperature_per_fold():
 
 def test_auto_fits_the_temperature_that_over_confident_logits_need():
     s, y = logistic_data(2000, 1.0, 0.0, seed=4)
-    decisions = fit_decisions(3.0 * s, y, "auto", 0.5)
+    decisions = fit_decisions(3.0 * s, y, "auto", 0.5, fold_numbers(fold_indices(y, 5, 0), 2000))
     report = decisions.calibration_report
     assert report["method"] == "temperature" and report["asked"] == "auto"
     assert decisions.calibrator.params_["temperature"] == pytest.approx(3.0, rel=0.1)
@@ -365,7 +366,9 @@ def test_auto_keeps_the_raw_sigmoid_where_a_temperature_would_sharpen_a_mistake(
 
 
 def test_auto_with_a_single_image_of_a_class_keeps_the_raw_sigmoid():
-    decisions = fit_decisions(np.array([-1.0, -2.0, 0.5, 3.0]), np.array([0, 0, 0, 1]), "auto", 0.5)
+    y = np.array([0, 0, 0, 1])
+    folds = fold_numbers(fold_indices(y, 5, 0), 4)  # none: one image cannot be split
+    decisions = fit_decisions(np.array([-1.0, -2.0, 0.5, 3.0]), y, "auto", 0.5, folds)
     assert decisions.calibrator is None
     assert "too few images" in decisions.calibration_report["note"]
 

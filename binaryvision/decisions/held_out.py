@@ -38,29 +38,10 @@ class Decisions:
         return sigmoid(logits) if self.calibrator is None else self.calibrator.transform(logits)
 
 
-#: folds of the check that ``calibration="auto"`` makes
-AUTO_FOLDS = 5
 _ONE_CLASS = {"note": "raw sigmoid: the held-out images are of one class only"}
 
 
-def _held_out_folds(y: np.ndarray, folds: Any, seed: int) -> np.ndarray | None:
-    """Fold numbers for the calibrator's cross-validation: ``folds`` when given, else
-    stratified folds of ``y``; None when a class has fewer than two images."""
-    if folds is not None:
-        return np.asarray(folds)
-    from sklearn.model_selection import StratifiedKFold
-
-    k = int(min(AUTO_FOLDS, np.bincount(y, minlength=2).min()))
-    if k < 2:
-        return None
-    fold_of = np.empty(len(y), dtype=int)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed % (2**32 - 1))
-    for i, (_, held) in enumerate(splitter.split(np.zeros((len(y), 1)), y)):
-        fold_of[held] = i
-    return fold_of
-
-
-def _auto(logits: np.ndarray, y: np.ndarray, folds: Any, seed: int) -> tuple[Any, dict]:
+def _auto(logits: np.ndarray, y: np.ndarray, folds: Any) -> tuple[Any, dict]:
     """``calibration="auto"``: the temperature when its cross-validation over the held-out
     logits lowers their Brier score, else None; and what the check found.
 
@@ -72,10 +53,9 @@ def _auto(logits: np.ndarray, y: np.ndarray, folds: Any, seed: int) -> tuple[Any
     a few dozen held-out images could reject a temperature that new images needed; the
     Brier score is proper too, but bounded, and its check kept the frozen head's
     temperatures as often as they helped while rarely keeping the L2 head's."""
-    fold_of = _held_out_folds(y, folds, seed)
-    if fold_of is None:
+    if folds is None:
         return None, {"note": "raw sigmoid: too few images of a class to check a temperature"}
-    check = cross_validate(AUTO, logits, y, fold_of)
+    check = cross_validate(AUTO, logits, y, folds)
     raw, calibrated = check["cv_brier_raw"], check["cv_brier_calibrated"]
     figures = f"cross-validated Brier score {raw:.4f} raw, {calibrated:.4f} with a {AUTO}"
     if calibrated < raw:
@@ -91,7 +71,6 @@ def fit_decisions(
     calibration: str | None,
     threshold: Any,
     folds: Any = None,
-    seed: int = 0,
 ) -> Decisions:
     """Fit the calibrator, tune the threshold and keep conformal scores on held-out logits.
 
@@ -109,9 +88,8 @@ def fit_decisions(
         a rule that cannot reach its target warns once.
     folds : array-like of shape (n,), optional
         The fold of each image, for ``"auto"``'s check (the cross-fitting folds the
-        logits came from); stratified folds drawn with ``seed`` when None.
-    seed : int
-        Seeds those folds.
+        logits came from, or stratified folds of the validation images); None when a
+        class has too few images to fold, and then ``"auto"`` keeps the raw sigmoid.
     """
     fixed = float(threshold) if isinstance(threshold, numbers.Real) else 0.5
     if logits is None:
@@ -119,7 +97,7 @@ def fit_decisions(
     y = np.asarray(y).astype(int)
     calibrator, check, both = None, {}, len(np.unique(y)) == 2
     if calibration == "auto":
-        calibrator, check = _auto(logits, y, folds, seed) if both else (None, _ONE_CLASS)
+        calibrator, check = _auto(logits, y, folds) if both else (None, _ONE_CLASS)
     elif calibration is not None and both:
         calibrator = Calibrator(calibration).fit(logits, y)
     decisions = Decisions(threshold=fixed, calibrator=calibrator)

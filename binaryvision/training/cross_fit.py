@@ -34,6 +34,7 @@ __all__ = [
     "CrossFit",
     "cross_fit_logits",
     "fold_indices",
+    "fold_numbers",
     "log_losses",
     "neighbour_agreement",
 ]
@@ -62,6 +63,17 @@ def fold_indices(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarra
         return []
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed % (2**32 - 1))
     return list(splitter.split(np.zeros((len(y), 1)), y))
+
+
+def fold_numbers(folds: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray | None:
+    """The fold each of ``n`` images is held out in, from :func:`fold_indices`' pairs
+    (None for no folds)."""
+    if not folds:
+        return None
+    fold_of = np.empty(n, dtype=int)
+    for k, (_, held) in enumerate(folds):
+        fold_of[held] = k
+    return fold_of
 
 
 class _HeadOnly(nn.Module):
@@ -101,7 +113,6 @@ def cross_fit_logits(
     quiet = copy.copy(trainer)
     quiet.progress, quiet.callbacks = False, None
     logits = np.empty(len(y))
-    fold_of = np.empty(len(y), dtype=int)
     for k, (fit_idx, held_idx) in enumerate(folds):
         with phases.local_rng(quiet, seed + 7919 * (k + 1)):
             model = _HeadOnly(views[0].shape[1], params.dropout)
@@ -117,8 +128,7 @@ def cross_fit_logits(
         with torch.inference_mode():
             per_view = [head(v[held_idx_t]).double().numpy() for v in views]
         logits[held_idx] = np.mean(per_view, axis=0)
-        fold_of[held_idx] = k
-    return CrossFit(logits=logits, folds=fold_of, n_folds=len(folds))
+    return CrossFit(logits=logits, folds=fold_numbers(folds, len(y)), n_folds=len(folds))
 
 
 #: neighbours that judge each image's label in :func:`neighbour_agreement`

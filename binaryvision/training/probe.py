@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from .cross_fit import CrossFit, log_losses
+from .cross_fit import CrossFit, fold_numbers, log_losses
 
 __all__ = ["STRENGTHS", "ProbeFit", "cross_fit_probe", "fit_probe", "set_head"]
 
@@ -115,9 +115,7 @@ def cross_fit_probe(
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y).astype(int)
-    fold_of = np.empty(len(y), dtype=int)
-    for k, (_, held) in enumerate(folds):
-        fold_of[held] = k
+    fold_of = fold_numbers(folds, len(y))
 
     def on_time() -> None:
         if deadline is not None and time.perf_counter() > deadline:
